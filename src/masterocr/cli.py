@@ -1,0 +1,232 @@
+"""`masterocr` command line: a thin layer over functions a user can call from Python."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from masterocr.errors import UserError
+
+log = logging.getLogger("masterocr")
+
+
+def _bool_arg(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+# train ------------------------------------------------------------------------------------------------------------
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train from a config file (one process, or DDP under torchrun)")
+    p.add_argument("-c", "--config", required=True, help="JSON config (the original MASTER schema)")
+    p.add_argument("-r", "--resume", help="checkpoint (.pth) or run folder to continue from")
+    p.add_argument("--finetune", nargs="?", const=True, default=None, type=_bool_arg,
+                   help="with -r: load its weights only, restart epochs and optimizer")
+    p.add_argument("-d", "--device", help="cpu, cuda, cuda:N, or GPU ids like 0,1 (the local rank picks one)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", action="extend",
+                   help="override config values, e.g. trainer.epochs=3 optimizer.args.lr=1e-4")
+    p.add_argument("-dist", "--distributed", type=_bool_arg, default=None,
+                   help="false: debug mode, one process even under a launcher")
+    p.add_argument("--local_world_size", "--local-world-size", type=int, default=None)
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--nproc", type=int, default=None,
+                   help="launch N processes on this machine through torchrun's launcher")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from masterocr.config import apply_overrides, load_config
+
+    if args.nproc and args.nproc > 1:
+        from masterocr.train.launch import launch_local
+
+        return launch_local(args.nproc, [a for a in sys.argv[1:]])
+    cfg = apply_overrides(load_config(args.config), args.set)
+    if args.local_world_size is not None:
+        cfg["local_world_size"] = args.local_world_size
+    finetune = args.finetune if args.finetune is not None else bool(cfg.get("finetune", False))
+    if finetune and not args.resume:
+        raise UserError("--finetune needs a checkpoint: add -r path/to/checkpoint.pth")
+    from masterocr.train.trainer import train
+
+    summary = train(
+        cfg,
+        resume=None if finetune else args.resume,
+        finetune=args.resume if finetune else None,
+        device=args.device,
+        distributed=args.distributed,
+    )
+    print(json.dumps(summary))
+    return 0
+
+
+# predict ----------------------------------------------------------------------------------------------------------
+def add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="recognize every image in a folder -> predict_result.json")
+    p.add_argument("--checkpoint", help="checkpoint .pth or weights .safetensors (default: the shipped model)")
+    p.add_argument("--img-folder", "--img_folder", dest="img_folder", required=True)
+    p.add_argument("--output-folder", "--output_folder", dest="output_folder", default=".")
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--gpu", type=int, default=None, help="the original's GPU index (same as --device cuda:N)")
+    p.add_argument("--width", type=int, default=None, help="checked against the model's input width")
+    p.add_argument("--height", type=int, default=None, help="checked against the model's input height")
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    p.set_defaults(func=cmd_predict)
+
+
+def load_recognizer(checkpoint: str | None, device: str, backend: str = "torch"):
+    if backend == "onnx":
+        from masterocr.infer.export import OnnxRecognizer
+
+        return OnnxRecognizer.from_path(checkpoint)
+    from masterocr.infer.recognizer import Recognizer
+
+    return Recognizer.from_checkpoint(checkpoint, device=device)
+
+
+def cmd_predict(args) -> int:
+    from masterocr.infer.recognizer import predict_folder
+
+    device = f"cuda:{args.gpu}" if args.gpu is not None and args.gpu >= 0 else args.device
+    rec = load_recognizer(args.checkpoint, device, args.backend)
+    for flag, want, have in (("--width", args.width, rec.cfg.img_w), ("--height", args.height, rec.cfg.img_h)):
+        if want is not None and want != have:
+            raise UserError(f"{flag} {want} differs from the model's input size {have}; drop it or use the same")
+    path, entries = predict_folder(rec, args.img_folder, args.output_folder, args.batch_size)
+    ok = sum(e["result"] is not None for e in entries)
+    for e in entries:
+        if e["result"] is None:
+            print(f"{e['filename']}\tERROR\t{e['error']}")
+        else:
+            print(f"{e['filename']}\t{e['result']}\t{e['pred_score']:.4f}")
+    print(f"wrote {path} ({ok} read, {len(entries) - ok} unreadable)", file=sys.stderr)
+    return 0 if ok else 1
+
+
+# eval / test ------------------------------------------------------------------------------------------------------
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="score predict_result.json against a label file")
+    p.add_argument("--predict-path", "--predict_path", dest="predict_path", required=True)
+    p.add_argument("--label-path", "--label_path", dest="label_path", required=True,
+                   help="JSON lines {ImageFile, Label} or txt name<sep>label")
+    p.add_argument("--split", default=",", help="separator of a txt label file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args) -> int:
+    from masterocr.evaluate import evaluate_files, format_table
+
+    metrics = evaluate_files(args.predict_path, args.label_path, args.split)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(format_table([("all", metrics)], ["word_acc", "word_acc_ci", "word_acc_str", "edit_acc",
+                                                "num_labels", "num_missing"]))
+    return 0
+
+
+def add_test(sub) -> None:
+    p = sub.add_parser("test", help="evaluate on every LMDB under a folder (standard benchmarks)")
+    p.add_argument("--checkpoint", help="checkpoint or weights (default: the shipped model)")
+    p.add_argument("--data-root", "--data_root", dest="data_root", required=True)
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_test)
+
+
+def cmd_test(args) -> int:
+    from masterocr.evaluate import format_table
+    from masterocr.infer.benchmark import evaluate_benchmarks
+
+    rec = load_recognizer(args.checkpoint, args.device)
+    rows = evaluate_benchmarks(rec, args.data_root, args.batch_size)
+    if args.json:
+        print(json.dumps(dict(rows)))
+        return 0
+    print("full charset (exact / case-insensitive / edit distance):")
+    print(format_table(rows, ["word_acc", "word_acc_ci", "edit_acc", "num_labels"]))
+    print("\nSTR benchmark protocol (case-insensitive, alphanumeric only):")
+    print(format_table(rows, ["word_acc_str", "num_labels"]))
+    return 0
+
+
+# data tools -------------------------------------------------------------------------------------------------------
+def add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="render synthetic word images (LMDB or folder)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--fonts", nargs="+", default=None, help="font folders (default: the system's fonts)")
+    p.add_argument("--charset", help="keys file (default: 95 printable ASCII)")
+    p.add_argument("--height", type=int, default=32)
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--format", choices=["lmdb", "folder"], default="lmdb")
+    p.add_argument("--font-split", choices=["train", "heldout", "all"], default="train")
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_synth(args) -> int:
+    from masterocr.charset import Charset
+    from masterocr.data.synth import generate
+
+    charset = Charset.from_file(args.charset) if args.charset else Charset.default()
+    stats = generate(args.out, args.count, fonts=args.fonts, charset=charset, height=args.height, width=args.width,
+                     seed=args.seed, workers=args.workers, fmt=args.format, font_split=args.font_split)
+    print(json.dumps(stats, default=str))
+    return 0
+
+
+def add_lmdb(sub) -> None:
+    p = sub.add_parser("lmdb", help="write a clovaai-layout LMDB from a txt/jsonl label file")
+    p.add_argument("--labels", required=True, help="txt (name<sep>label) or JSON lines {ImageFile, Label}")
+    p.add_argument("--img-root", "--img_root", dest="img_root", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default=",")
+    p.set_defaults(func=cmd_lmdb)
+
+
+def cmd_lmdb(args) -> int:
+    from masterocr.data.lmdb_writer import lmdb_from_labels
+
+    written, skipped = lmdb_from_labels(args.labels, args.img_root, args.out, split=args.split)
+    print(json.dumps({"written": written, "skipped": skipped, "out": args.out}))
+    return 0 if written else 1
+
+
+# entry point ------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="masterocr", description="MASTER scene-text recognition")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (add_train, add_predict, add_eval, add_test, add_synth, add_lmdb):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"masterocr {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"masterocr {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

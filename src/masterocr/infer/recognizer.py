@@ -1,0 +1,179 @@
+"""Recognizer: load a model, preprocess images, decode in batches, return text with scores."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from masterocr.charset import EOS, NUM_SPECIAL, UNK, Charset
+from masterocr.errors import UserError
+from masterocr.model import MASTER, MasterConfig
+
+log = logging.getLogger(__name__)
+
+REPO_WEIGHTS = Path(__file__).resolve().parents[3] / "weights"
+DEFAULT_WEIGHTS_NAME = "master_small.safetensors"
+
+
+def default_weights_path() -> Path:
+    """The shipped model: $MASTEROCR_WEIGHTS, else weights/ in the repository."""
+    env = os.environ.get("MASTEROCR_WEIGHTS")
+    path = Path(env) if env else REPO_WEIGHTS / DEFAULT_WEIGHTS_NAME
+    if not path.exists():
+        raise UserError(
+            f"no shipped weights at {path}; pass --checkpoint, or set MASTEROCR_WEIGHTS to a .safetensors file"
+        )
+    return path
+
+
+def load_model(path: str | Path | None = None) -> tuple[MASTER, Charset, str]:
+    """Model, charset and source path from a checkpoint (.pth) or weights (.safetensors); None = shipped."""
+    from masterocr.train.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path if path is not None else default_weights_path())
+    if "model_config" not in ckpt:
+        raise UserError(f"{ckpt['_path']} carries no model_config; it was not written by masterocr")
+    cfg = MasterConfig.from_dict(ckpt["model_config"])
+    cs = ckpt.get("charset") or {}
+    charset = Charset(cs["keys"], case_sensitive=cs.get("case_sensitive", True)) if cs else Charset.default()
+    model = MASTER(cfg, len(charset))
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in ckpt["model_state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UserError(f"{ckpt['_path']}: weights do not match its model config ({exc})") from exc
+    return model, charset, ckpt["_path"]
+
+
+@dataclass
+class Prediction:
+    text: str | None
+    score: float | None
+    char_scores: list[float] = field(default_factory=list)
+    error: str | None = None
+    attention: list[list[float]] | None = None  # per character, weights over the (H/8)x(W/4) memory
+
+    def to_json(self, filename: str) -> dict:
+        """The original's predict_result.json entry, plus an error when the image could not be read."""
+        entry = {"filename": filename, "result": self.text, "pred_score": self.score}
+        if self.error is not None:
+            entry["error"] = self.error
+        return entry
+
+
+def tokens_to_prediction(charset: Charset, tokens: list[int], probs: list[float]) -> Prediction:
+    """Text and scores of one decoded row. Score: mean top probability up to and including EOS, UNK steps
+    skipped (the original's definition); char_scores: one per emitted character."""
+    text, char_scores, kept = [], [], []
+    for tok, p in zip(tokens, probs):
+        if tok == UNK:
+            continue
+        kept.append(p)
+        if tok == EOS:
+            break
+        if tok >= NUM_SPECIAL:
+            text.append(charset.keys[tok - NUM_SPECIAL])
+            char_scores.append(round(float(p), 6))
+    score = float(sum(kept) / len(kept)) if kept else 0.0
+    return Prediction("".join(text), round(score, 6), char_scores)
+
+
+class Recognizer:
+    """Reads text from word crops. `predict` takes paths, bytes, PIL images or arrays."""
+
+    def __init__(
+        self, model: MASTER | None = None, charset: Charset | None = None, device: str | torch.device = "cpu"
+    ) -> None:
+        """`Recognizer()` loads the shipped weights; or give a model and its charset."""
+        self.source: str | None = None
+        if model is None:
+            model, charset, self.source = load_model()
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.charset = charset or Charset.default()
+        self.cfg: MasterConfig = model.cfg
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> Recognizer:
+        """Load a training checkpoint (.pth, weights_only) or shipped weights (.safetensors); None = shipped."""
+        model, charset, source = load_model(path)
+        rec = cls(model, charset, device)
+        rec.source = source
+        return rec
+
+
+    def __call__(self, images, **kwargs) -> list[Prediction]:
+        return self.predict(images, **kwargs)
+
+    def preprocess(self, image) -> torch.Tensor:
+        from masterocr.data.images import load_image
+        from masterocr.data.transforms import preprocess
+
+        c = self.cfg
+        return preprocess(load_image(image), c.img_h, c.img_w, c.in_channels, c.keep_ratio)
+
+    @torch.inference_mode()
+    def predict_tensors(self, batch: torch.Tensor, return_attention: bool = False) -> list[Prediction]:
+        """Decode a preprocessed batch (B, C, H, W)."""
+        out = self.model.decode(batch.to(self.device), return_attention=return_attention)
+        preds = [
+            tokens_to_prediction(self.charset, t, p) for t, p in zip(out.tokens.tolist(), out.probs.tolist())
+        ]
+        if return_attention and out.attention is not None:
+            for i, pred in enumerate(preds):
+                pred.attention = out.attention[i, : len(pred.text)].float().cpu().tolist()
+        return preds
+
+    def predict(
+        self, images: Iterable | object, batch_size: int = 32, return_attention: bool = False
+    ) -> list[Prediction]:
+        """Recognize each image; an unreadable one gets a Prediction with `error` set and the rest go on."""
+        from masterocr.data.images import ImageError
+
+        single = not isinstance(images, Sequence) or isinstance(images, (str, bytes, os.PathLike))
+        items = [images] if single else list(images)
+        results: list[Prediction | None] = [None] * len(items)
+        tensors, index = [], []
+        for i, item in enumerate(items):
+            try:
+                tensors.append(self.preprocess(item))
+                index.append(i)
+            except (ImageError, UserError) as exc:
+                results[i] = Prediction(None, None, error=str(exc))
+        for start in range(0, len(tensors), batch_size):
+            batch = torch.stack(tensors[start : start + batch_size])
+            for j, pred in zip(index[start : start + batch_size], self.predict_tensors(batch, return_attention)):
+                results[j] = pred
+        return results[:1] if single else results  # type: ignore[return-value]
+
+
+def predict_folder(
+    recognizer: Recognizer, folder: str | Path, output_folder: str | Path, batch_size: int = 32, progress: bool = True
+) -> tuple[Path, list[dict]]:
+    """Recognize every file in `folder` and write output_folder/predict_result.json (the original's format)."""
+    from tqdm import tqdm
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"image folder {folder} does not exist or is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise UserError(f"image folder {folder} holds no files")
+    entries = []
+    for start in tqdm(range(0, len(files), batch_size), desc="predict", disable=not progress, leave=False):
+        chunk = files[start : start + batch_size]
+        for path, pred in zip(chunk, recognizer.predict(chunk, batch_size=batch_size)):
+            entries.append(pred.to_json(path.name))
+    out = Path(output_folder)
+    out.mkdir(parents=True, exist_ok=True)
+    result = out / "predict_result.json"
+    tmp = result.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(entries, ensure_ascii=False, indent=2), encoding="utf-8")
+    tmp.replace(result)
+    return result, entries

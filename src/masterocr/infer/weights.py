@@ -1,0 +1,67 @@
+"""Distribution weights: safetensors with the model config and charset in its metadata (no pickle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, save_file
+
+from masterocr.errors import UserError
+
+
+def save_weights(
+    state_dict: dict[str, torch.Tensor],
+    model_config: dict,
+    charset_keys: str,
+    path: str | Path,
+    *,
+    case_sensitive: bool = True,
+    dtype: torch.dtype | None = torch.float16,
+    metadata: dict | None = None,
+) -> None:
+    """Write weights (floats cast to `dtype`) and their config/charset as safetensors metadata."""
+    tensors = {}
+    for k, v in state_dict.items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        tensors[k] = v.contiguous()
+    meta = {
+        "format": "masterocr",
+        "model_config": json.dumps(model_config),
+        "charset": json.dumps({"keys": charset_keys, "case_sensitive": case_sensitive}),
+        **{k: json.dumps(v) for k, v in (metadata or {}).items()},
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{path}.tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_weights(path: str | Path) -> dict:
+    """Read safetensors weights into the checkpoint shape: model_state_dict (fp32), model_config, charset."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorsError, OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable safetensors file ({exc})") from exc
+    if "model_config" not in meta or "charset" not in meta:
+        raise UserError(f"{path} lacks masterocr metadata (model_config, charset); was it saved by masterocr?")
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    extra = {k: json.loads(v) for k, v in meta.items() if k not in ("format", "model_config", "charset")}
+    return {
+        "model_state_dict": state,
+        "model_config": json.loads(meta["model_config"]),
+        "charset": json.loads(meta["charset"]),
+        "metadata": extra,
+        "_path": str(path),
+    }

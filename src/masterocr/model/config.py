@@ -1,0 +1,76 @@
+"""MasterConfig: every size and option of the network, in one dataclass (presets are instances of it)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class MasterConfig:
+    # input: the original trained on 3x48x160, resized without keeping the aspect ratio
+    img_h: int = 48
+    img_w: int = 160
+    in_channels: int = 3
+    keep_ratio: bool = False  # preprocessing: resize to height and right-pad instead of plain resize
+
+    # backbone: output channels of (stem conv1, stem conv2, layer1, layer2, layer3, layer4); the conv after
+    # each layer keeps that layer's width. The paper's ResNet-31-like stack is the default.
+    widths: tuple[int, ...] = (64, 128, 256, 256, 512, 512)
+    blocks: tuple[int, ...] = (1, 2, 5, 3)
+
+    # Multi-Aspect Global Context attention
+    gca_layers: tuple[bool, ...] = (False, True, True, True)
+    gca_all_blocks: bool = False  # the original puts GCA only in the first block of each chosen layer
+    gca_headers: int = 1
+    gca_ratio: float = 0.0625
+    gca_fusion: str = "channel_concat"  # or channel_add, channel_mul
+    gca_att_scale: bool = True  # scale logits by sqrt(channels per head) when headers > 1 (the original never did)
+
+    # transformer
+    d_model: int = 512
+    nhead: int = 8
+    d_ff: int = 2048
+    num_decoder_layers: int = 3
+    with_encoder: bool = False
+    num_encoder_layers: int = 3
+    dropout: float = 0.2
+    share_parameter: bool = False  # one layer reused for every stack (the original's option)
+    max_len: int = 100  # longest text the decoder produces (the original's STRING_MAX_LEN)
+
+    extra: dict = field(default_factory=dict)  # free-form metadata kept with checkpoints
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(int(w) for w in self.widths)
+        self.blocks = tuple(int(b) for b in self.blocks)
+        self.gca_layers = tuple(bool(g) for g in self.gca_layers)
+        if len(self.widths) != 6 or len(self.blocks) != 4 or len(self.gca_layers) != 4:
+            raise ValueError("widths needs 6 entries, blocks and gca_layers 4 each")
+        if self.widths[-1] != self.d_model:
+            raise ValueError(f"the backbone's last width ({self.widths[-1]}) must equal d_model ({self.d_model})")
+        if self.d_model % self.nhead:
+            raise ValueError(f"d_model {self.d_model} is not divisible by nhead {self.nhead}")
+        if self.gca_fusion not in ("channel_concat", "channel_add", "channel_mul"):
+            raise ValueError(f"unknown gca_fusion {self.gca_fusion!r}")
+        if self.img_h % 8 or self.img_w % 4:
+            raise ValueError(f"input {self.img_h}x{self.img_w}: height must be a multiple of 8, width of 4")
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 (grayscale) or 3 (RGB), got {self.in_channels}")
+
+    @property
+    def memory_len(self) -> int:
+        """Number of memory vectors the encoder yields: (H/8) * (W/4)."""
+        return (self.img_h // 8) * (self.img_w // 4)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("widths", "blocks", "gca_layers"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MasterConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model option(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)

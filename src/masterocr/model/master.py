@@ -1,0 +1,143 @@
+"""MASTER = backbone with GCA -> positional memory (-> optional encoder) -> Transformer decoder -> generator."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from masterocr.charset import EOS, PAD, SOS
+from masterocr.model.backbone import Backbone
+from masterocr.model.config import MasterConfig
+from masterocr.model.decoder import KV, DecoderLayer, EncoderLayer, PositionalEncoding
+
+
+@dataclass
+class DecodeOutput:
+    """Greedy decoding result; `attention` is (B, T, S) averaged over heads of the last layer, when asked."""
+
+    tokens: torch.Tensor  # (B, T) without SOS, PAD after EOS
+    probs: torch.Tensor  # (B, T) top probability at each step, 0 after EOS
+    attention: torch.Tensor | None = None
+
+    def __iter__(self):  # `tokens, probs = model.decode(...)`
+        return iter((self.tokens, self.probs))
+
+
+def _stack(layer: nn.Module, n: int, share: bool) -> nn.ModuleList:
+    """n layers; with `share` the same module n times (the original's share_parameter)."""
+    return nn.ModuleList([layer] * n if share else [copy.deepcopy(layer) for _ in range(n)])
+
+
+class MASTER(nn.Module):
+    def __init__(self, cfg: MasterConfig, num_classes: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_classes = num_classes
+        d = cfg.d_model
+        self.backbone = Backbone(cfg)
+        self.memory_pos = PositionalEncoding(d, cfg.dropout)
+        self.encoder = None
+        if cfg.with_encoder:  # built only when asked: the original always built it and never used it
+            enc = EncoderLayer(d, cfg.nhead, cfg.d_ff, cfg.dropout)
+            self.encoder = _stack(enc, cfg.num_encoder_layers, cfg.share_parameter)
+            self.encoder_norm = nn.LayerNorm(d)
+        self.embed = nn.Embedding(num_classes, d)
+        self.token_pos = PositionalEncoding(d, cfg.dropout)
+        dec = DecoderLayer(d, cfg.nhead, cfg.d_ff, cfg.dropout)
+        self.decoder = _stack(dec, cfg.num_decoder_layers, cfg.share_parameter)
+        self.decoder_norm = nn.LayerNorm(d)
+        self.generator = nn.Linear(d, num_classes)
+        # the original applies Xavier to every matrix, convolutions included, after the backbone's Kaiming init
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    # encoder side -----------------------------------------------------------------------------------------------
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, C, H, W) -> memory (B, H/8 * W/4, D)."""
+        feat = self.backbone(images)  # (B, D, H/8, W/4)
+        memory = self.memory_pos(feat.flatten(2).transpose(1, 2))  # (B, S, D)
+        if self.encoder is not None:
+            for layer in self.encoder:
+                memory = layer(memory)
+            memory = self.encoder_norm(memory)
+        return memory
+
+    def memory_kv(self, memory: torch.Tensor) -> list[KV]:
+        """Cross-attention keys/values of the memory, once per image, for every decoder layer."""
+        return [layer.cross_attn.project_kv(memory) for layer in self.decoder]
+
+    # decoder side -----------------------------------------------------------------------------------------------
+    def _embed(self, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        return self.token_pos(self.embed(tokens) * math.sqrt(self.cfg.d_model), offset)
+
+    def decode_step(
+        self, tokens: torch.Tensor, mem_kv: list[KV], cache: list[KV] | None, offset: int, need_weights: bool = False
+    ) -> tuple[torch.Tensor, list[KV], torch.Tensor | None]:
+        """Run the decoder over `tokens` (B, T) starting at position `offset`; returns logits of the last
+        position (B, V), the updated self-attention cache and the last layer's cross-attention (B, S)."""
+        x = self._embed(tokens, offset)
+        new_cache, weights = [], None
+        for i, layer in enumerate(self.decoder):
+            last = i == len(self.decoder) - 1
+            x, kv, w = layer(x, mem_kv[i], None if cache is None else cache[i], need_weights and last)
+            new_cache.append(kv)
+            if w is not None:
+                weights = w[:, :, -1].mean(1)  # (B, S): heads averaged, last position
+        return self.generator(self.decoder_norm(x[:, -1])), new_cache, weights
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing. targets (B, T) = [SOS] text [EOS] PAD...; returns logits (B, T-1, V) that
+        predict targets[:, 1:]."""
+        memory = self.encode(images)
+        mem_kv = self.memory_kv(memory)
+        x = self._embed(targets[:, :-1])
+        for i, layer in enumerate(self.decoder):
+            x, _, _ = layer(x, mem_kv[i])
+        return self.generator(self.decoder_norm(x))
+
+    @torch.no_grad()
+    def decode(
+        self,
+        images: torch.Tensor,
+        max_len: int | None = None,
+        use_cache: bool = True,
+        suppress_eos: bool = False,
+        return_attention: bool = False,
+    ) -> DecodeOutput:
+        """Greedy decoding of up to max_len characters plus EOS; stops once every sequence has ended.
+
+        `use_cache=False` is the reference that re-runs the decoder over the whole prefix at every step.
+        `suppress_eos` forbids EOS (fixed-length decoding, for benchmarks).
+        """
+        max_len = self.cfg.max_len if max_len is None else max_len
+        memory = self.encode(images)
+        mem_kv = self.memory_kv(memory)
+        b = images.size(0)
+        prefix = torch.full((b, 1), SOS, dtype=torch.long, device=images.device)
+        done = torch.zeros(b, dtype=torch.bool, device=images.device)
+        tokens, probs, attns = [], [], []
+        cache = None
+        for step in range(max_len + 1):
+            if use_cache:
+                logits, cache, w = self.decode_step(prefix[:, -1:], mem_kv, cache, step, return_attention)
+            else:
+                logits, _, w = self.decode_step(prefix, mem_kv, None, 0, return_attention)
+            if suppress_eos:
+                logits[:, EOS] = float("-inf")
+            p, nxt = logits.float().softmax(-1).max(-1)
+            nxt = nxt.masked_fill(done, PAD)
+            tokens.append(nxt)
+            probs.append(p.masked_fill(done, 0.0))
+            if w is not None:
+                attns.append(w)
+            done = done | (nxt == EOS)
+            prefix = torch.cat([prefix, nxt.unsqueeze(1)], dim=1)
+            if bool(done.all()):
+                break
+        attention = torch.stack(attns, 1) if attns else None
+        return DecodeOutput(torch.stack(tokens, 1), torch.stack(probs, 1), attention)

@@ -1,0 +1,30 @@
+"""Named model sizes. Parameters, GFLOPs and training speed on a 2-core CPU are listed in the README."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from masterocr.model.config import MasterConfig
+
+PRESETS: dict[str, MasterConfig] = {
+    # the paper's network: 48x160 RGB, ResNet-31-like backbone with GCA, d_model 512, 3 decoder layers
+    "paper": MasterConfig(),
+    # CPU presets: grayscale 32x128 (memory of 4x32 positions), slimmer stages, smaller decoder
+    "small": MasterConfig(
+        img_h=32, img_w=128, in_channels=1,
+        widths=(32, 64, 128, 128, 256, 256), blocks=(1, 1, 2, 1),
+        d_model=256, nhead=8, d_ff=1024, num_decoder_layers=3, dropout=0.1, max_len=25,
+    ),
+    "tiny": MasterConfig(
+        img_h=32, img_w=128, in_channels=1,
+        widths=(16, 32, 64, 64, 128, 128), blocks=(1, 1, 1, 1),
+        d_model=128, nhead=4, d_ff=512, num_decoder_layers=2, dropout=0.1, max_len=25,
+    ),
+}  # fmt: skip
+
+
+def get_preset(name: str, **overrides) -> MasterConfig:
+    """A copy of a named preset, with field overrides."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return replace(PRESETS[name], **overrides)

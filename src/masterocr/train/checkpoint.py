@@ -1,0 +1,113 @@
+"""Checkpoints: atomic writes, safe loads (weights_only, never arbitrary unpickling), safetensors export."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from masterocr.errors import UserError
+
+REQUIRED_KEYS = ("model_state_dict",)
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
+
+    A crash or kill -9 at any moment leaves either the old file or the new one, never a torn file; a full
+    disk raises (OSError) and the old checkpoint stays.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a training checkpoint with `weights_only=True`: tensors and plain containers only.
+
+    A file that carries pickled objects (which could run code) is refused with a message saying so.
+    """
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / "checkpoint-latest.pth"
+        if not candidate.exists():
+            raise UserError(f"{path} is a folder without checkpoint-latest.pth; pass a .pth file")
+        path = candidate
+    if not path.exists():
+        raise UserError(f"checkpoint {path} does not exist; pass the path of a .pth file")
+    if path.suffix == ".safetensors":
+        from masterocr.infer.weights import load_weights
+
+        return load_weights(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UserError(
+            f"refusing to load {path}: it holds pickled Python objects that could run code "
+            f"(torch.load weights_only=True rejected it: {str(exc).splitlines()[0][:200]}). "
+            "Load only checkpoints you trust, re-saved as plain tensors/dicts, or use safetensors weights."
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise UserError(f"checkpoint {path} is unreadable or truncated ({str(exc).splitlines()[0][:200]})") from exc
+    if not isinstance(ckpt, dict):
+        raise UserError(f"checkpoint {path} is not a MASTER checkpoint (expected a dict)")
+    if "model_state_dict" not in ckpt:
+        if all(isinstance(v, torch.Tensor) for v in ckpt.values()):  # a bare state_dict
+            ckpt = {"model_state_dict": ckpt}
+        else:
+            raise UserError(f"checkpoint {path} has no model_state_dict; is it a MASTER checkpoint?")
+    ckpt["_path"] = str(path)
+    return ckpt
+
+
+def rng_state() -> dict:
+    """Python, NumPy and torch RNG states as plain containers (loadable with weights_only)."""
+    import random
+
+    import numpy as np
+
+    np_state = np.random.get_state()
+    state = {
+        "python": json.dumps(random.getstate()),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype("int64")), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    import random
+
+    import numpy as np
+
+    py = json.loads(state["python"])
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype("uint32"), *n[2:]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,88 @@
+"""Process-group setup on torch.distributed: NCCL on GPUs, gloo on CPU, one process per device."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from masterocr.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def parse_device(spec: str | None, local_rank: int = 0) -> torch.device:
+    """`cpu`, `cuda`, `cuda:1`, or the original's GPU id list `1,2,3` (the local rank picks one)."""
+    if spec in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    spec = str(spec).strip()
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec.startswith("cuda") or spec.replace(",", "").isdigit():
+        if not torch.cuda.is_available():
+            raise UserError(f"device {spec!r} asks for a GPU but CUDA is not available; use -d cpu")
+        if spec.startswith("cuda"):
+            dev = torch.device(spec)
+            return torch.device("cuda", local_rank) if dev.index is None else dev
+        ids = [int(x) for x in spec.split(",") if x]
+        return torch.device("cuda", ids[local_rank % len(ids)])
+    raise UserError(f"unknown device {spec!r}; use cpu, cuda, cuda:N or GPU ids like 0,1")
+
+
+def init_distributed(want_distributed: bool, device_spec: str | None) -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1) and distributed is not off."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = parse_device(device_spec, local_rank)
+    if world <= 1 or not want_distributed:
+        if world > 1:
+            log.warning("launched with WORLD_SIZE=%d but distributed is off: every process trains alone", world)
+            return DistInfo(0, 1, 0, device)
+        return DistInfo(0, 1, 0, device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank, world, local_rank, device)
+
+
+def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
+    """Sum a list of numbers over all ranks (identity in one process)."""
+    if not info.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def cleanup(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
