@@ -187,7 +187,8 @@ def train_settings(cfg: dict) -> TrainSettings:
     """TrainSettings from the top level, `trainer`, loaders, `optimizer` and `lr_scheduler` sections."""
     t = dict(cfg.get("trainer") or {})
     s = TrainSettings()
-    top = {k: cfg[k] for k in ("name", "run_id", "seed", "deterministic", "distributed", "local_world_size") if k in cfg}
+    top_keys = ("name", "run_id", "seed", "deterministic", "distributed", "local_world_size")
+    top = {k: cfg[k] for k in top_keys if k in cfg}
     loader = (cfg.get("train_loader") or {}).get("args") or {}
     val_loader = (cfg.get("val_loader") or {}).get("args") or {}
     if "batch_size" in loader:

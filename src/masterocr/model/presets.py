@@ -12,13 +12,13 @@ PRESETS: dict[str, MasterConfig] = {
     # CPU presets: grayscale 32x128 (memory of 4x32 positions), slimmer stages, smaller decoder
     "small": MasterConfig(
         img_h=32, img_w=128, in_channels=1,
-        widths=(32, 64, 128, 128, 256, 256), blocks=(1, 1, 2, 1),
-        d_model=256, nhead=8, d_ff=1024, num_decoder_layers=3, dropout=0.1, max_len=25,
+        widths=(16, 32, 64, 128, 192, 192), blocks=(1, 1, 1, 1),
+        d_model=192, nhead=6, d_ff=768, num_decoder_layers=3, dropout=0.1, max_len=25,
     ),
     "tiny": MasterConfig(
         img_h=32, img_w=128, in_channels=1,
-        widths=(16, 32, 64, 64, 128, 128), blocks=(1, 1, 1, 1),
-        d_model=128, nhead=4, d_ff=512, num_decoder_layers=2, dropout=0.1, max_len=25,
+        widths=(8, 16, 32, 32, 64, 64), blocks=(1, 1, 1, 1),
+        d_model=64, nhead=4, d_ff=256, num_decoder_layers=2, dropout=0.1, max_len=25,
     ),
 }  # fmt: skip
 

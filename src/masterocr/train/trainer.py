@@ -389,15 +389,14 @@ class Trainer:
                 bar.close()
                 if stop:
                     break
-                # the epoch is complete
-                if self.val_ds is not None and self.epoch >= s.validation_start_epoch:
-                    last_metrics = self.validate()
-                    stop = self._after_validation(last_metrics)
+                # the epoch is complete (validation runs by step interval, and once at the end of the run)
                 done_epoch = self.epoch
                 self.epoch, self.batch_in_epoch, self.samples_in_epoch = self.epoch + 1, 0, 0
                 if done_epoch % max(1, s.save_period) == 0:
                     self.save(f"checkpoint-epoch{done_epoch}.pth")
-                self.save("checkpoint-latest.pth")
+            if self.val_ds is not None and self._stop_signal is None and self.step % s.val_step_interval:
+                last_metrics = self.validate()
+                self._after_validation(last_metrics)
             self.save("checkpoint-latest.pth")
         finally:
             barrier(self.dist)

@@ -1,0 +1,130 @@
+"""Write text-recognition LMDBs in the clovaai/deep-text-recognition-benchmark layout.
+
+Keys: `image-%09d` (the image file's original bytes), `label-%09d` (UTF-8 label), indices from 1, and
+`num-samples` (ASCII integer) written last. The LMDB is built in `<out_dir>.tmp` and renamed into place when
+complete, so an interrupted run never leaves a half-written LMDB at `out_dir`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import lmdb
+from tqdm import tqdm
+
+from masterocr.data.datasets import (
+    MISSING_IMAGE,
+    UNREADABLE,
+    guess_format,
+    parse_label_file,
+    read_label_text,
+    warn_skips,
+)
+from masterocr.data.images import ImageError, load_image
+from masterocr.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def write_lmdb(
+    samples: Iterable[tuple[bytes, str]],
+    out_dir: str | Path,
+    *,
+    map_size: int = 1 << 40,
+    commit_every: int = 1000,
+    total: int | None = None,
+    progress: bool = True,
+) -> int:
+    """Write `(encoded image bytes, label)` pairs to a new LMDB at `out_dir`; returns the number written.
+
+    `out_dir` must not exist (or be an empty folder). `map_size` is the maximum database size; the file is
+    sparse on Linux, so the 1 TiB default costs nothing. `total` only sizes the progress bar.
+    """
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} already exists and is not empty; delete it or choose another output folder")
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        log.warning("removing %s left over from an interrupted write", tmp)
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    count = 0
+    try:
+        try:
+            env = lmdb.open(str(tmp), map_size=map_size, meminit=False)
+        except lmdb.Error as exc:
+            raise UserError(
+                f"cannot create LMDB in {tmp} ({exc}); try a smaller map_size or another disk"
+            ) from exc
+        try:
+            txn = env.begin(write=True)
+            for image, label in tqdm(samples, total=total, disable=not progress, unit="img", desc=out.name):
+                if not isinstance(image, (bytes, bytearray, memoryview)) or not isinstance(label, str):
+                    raise TypeError(
+                        f"write_lmdb wants (bytes, str) samples, got ({type(image)}, {type(label)})"
+                    )
+                count += 1
+                txn.put(b"image-%09d" % count, bytes(image))
+                txn.put(b"label-%09d" % count, label.encode("utf-8"))
+                if count % commit_every == 0:
+                    txn.commit()
+                    txn = env.begin(write=True)
+            txn.put(b"num-samples", str(count).encode("ascii"))
+            txn.commit()
+        except lmdb.MapFullError as exc:
+            raise UserError(f"LMDB {out} is larger than map_size={map_size}; pass a larger map_size") from exc
+        finally:
+            env.close()
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return count
+
+
+def lmdb_from_labels(
+    label_file: str | Path,
+    img_root: str | Path | None,
+    out_dir: str | Path,
+    *,
+    split: str = ",",
+    fmt: str = "auto",
+) -> tuple[int, int]:
+    """Convert a txt (`ImageFile<split>Label`) or jsonl label file and its images to an LMDB.
+
+    `fmt` is "txt", "jsonl" or "auto" (jsonl for .jsonl/.json files or content starting with '{').
+    Each image's original bytes are stored after checking that it decodes; labels are stored as written.
+    Malformed lines and unreadable or missing images are skipped with warnings naming the files.
+    Returns (written, skipped).
+    """
+    if fmt == "auto":
+        fmt = guess_format(label_file, read_label_text(label_file))
+    parsed = parse_label_file(label_file, img_root, fmt=fmt, split=split)
+    skipped: Counter[str] = Counter(parsed.skipped)
+
+    def samples() -> Iterator[tuple[bytes, str]]:
+        for path, label in parsed.records:
+            try:
+                data = Path(path).read_bytes()
+            except OSError:
+                skipped[MISSING_IMAGE] += 1
+                log.warning("skipping %s: file not found or not readable", path)
+                continue
+            try:
+                load_image(data, name=path)
+            except ImageError as exc:
+                skipped[UNREADABLE] += 1
+                log.warning("skipping unreadable image: %s", exc)
+                continue
+            yield data, label
+
+    written = write_lmdb(samples(), out_dir, total=len(parsed.records))
+    warn_skips(parsed.path, parsed.total, skipped, parsed.duplicates)
+    return written, sum(skipped.values())
