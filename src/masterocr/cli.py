@@ -203,12 +203,48 @@ def cmd_lmdb(args) -> int:
     return 0 if written else 1
 
 
+# export / serve ---------------------------------------------------------------------------------------------------
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a model for onnxruntime (encoder + cached decoder step)")
+    p.add_argument("--checkpoint", help="checkpoint or weights (default: the shipped model)")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from masterocr.infer.export import export_onnx
+
+    out = export_onnx(args.checkpoint, args.out)
+    print(json.dumps({"out": str(out)}))
+    return 0
+
+
+def add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="HTTP recognition service with a web page")
+    p.add_argument("--checkpoint", help="checkpoint or weights (default: the shipped model)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: localhost only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from masterocr.infer.server import serve
+
+    serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms, device=args.device)
+    return 0
+
+
 # entry point ------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="masterocr", description="MASTER scene-text recognition")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_train, add_predict, add_eval, add_test, add_synth, add_lmdb):
+    for add in (add_train, add_predict, add_eval, add_test, add_synth, add_lmdb, add_export, add_serve):
         add(sub)
     return parser
 

@@ -638,7 +638,7 @@ def build_dataset(
     if kind == "SynthDataset":
         from masterocr.data import synth  # optional extra; imported only when asked for
 
-        dataset = synth.SynthDataset(**args, **common)
+        dataset = synth.SynthDataset(**{**common, **args})  # args (e.g. a validation seed) win
     elif kind not in _ARGS:
         raise UserError(f"unknown dataset type {kind!r}; use one of: {', '.join(_TYPES)}")
     else:

@@ -333,19 +333,19 @@ class Trainer:
         self.net.train()
         last_metrics: dict = {}
         stop, nonfinite_run = False, 0
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not (self.dist.is_main and s.progress),
+                   dynamic_ncols=True, unit="step")
         try:
             while self.epoch <= s.epochs and not stop:
                 if self.scheduler and not self.sched_per_step and self.batch_in_epoch == 0 and self.epoch > 1:
                     self.scheduler.step()  # epoch-wise schedules (StepLR) advance at each new epoch
-                bar = tqdm(total=self.batches_per_epoch, initial=self.batch_in_epoch, desc=f"epoch {self.epoch}",
-                           disable=not (self.dist.is_main and s.progress), dynamic_ncols=True, leave=False)
+                bar.set_description(f"epoch {self.epoch}")
                 t0, seen = time.perf_counter(), 0
                 for batch in self._loader():
                     if self.batch_in_epoch >= self.batches_per_epoch:
                         break
                     self.batch_in_epoch += 1
                     self.samples_in_epoch += s.train_batch_size * self.dist.world_size
-                    bar.update(1)
                     self.bad_samples += batch.skipped
                     if batch.images is None:
                         continue
@@ -368,6 +368,7 @@ class Trainer:
                     if self.batch_in_epoch % s.grad_accum_steps:
                         continue
                     self._optimizer_step()
+                    bar.update(1)
                     if self.step % s.log_step_interval == 0:
                         rate = seen * self.dist.world_size / max(time.perf_counter() - t0, 1e-9)
                         lr = self.optimizer.param_groups[0]["lr"]
@@ -386,7 +387,6 @@ class Trainer:
                     if self._stop_signal is not None or (s.max_steps and self.step >= s.max_steps) or stop:
                         stop = True
                         break
-                bar.close()
                 if stop:
                     break
                 # the epoch is complete (validation runs by step interval, and once at the end of the run)
@@ -399,6 +399,7 @@ class Trainer:
                 self._after_validation(last_metrics)
             self.save("checkpoint-latest.pth")
         finally:
+            bar.close()
             barrier(self.dist)
             if self.writer:
                 self.writer.close()
