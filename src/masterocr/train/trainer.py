@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import random
 import signal
 import time
@@ -66,7 +67,14 @@ class Trainer:
         self.model_cfg = model_config(cfg)
         self.model = build_model(self.model_cfg, self.charset).to(self.device)
         if s.sync_batch_norm and self.dist.enabled:
-            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            if self.device.type == "cpu":  # torch's SyncBatchNorm raises on CPU tensors ("expected ... on GPU")
+                log.warning("sync_batch_norm: SyncBatchNorm needs GPUs; on CPU each rank keeps plain BatchNorm "
+                            "over its own batch")
+            else:
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if s.amp == "fp16" and self.device.type == "cpu":
+            log.warning("amp fp16 on CPU: autocast runs but is usually slower than fp32 and needs loss scaling; "
+                        "prefer amp bf16 on CPU")
         self._build_data(cfg)
         self.optimizer = optim.build_optimizer(self.model, s.optimizer)
         self.scheduler, self.sched_per_step = optim.build_scheduler(self.optimizer, s.lr_scheduler, self.total_steps)
@@ -82,6 +90,12 @@ class Trainer:
         self.bad_samples = 0
         self.nonfinite_skipped = 0
         self.run_dir: Path | None = None
+        if s.auto_resume and not resume and not finetune:
+            # a fixed run folder (no timestamp), so that a restarted job finds its own checkpoint
+            self.run_dir = Path(s.save_dir) / s.name / s.run_id
+            if (self.run_dir / "checkpoint-latest.pth").exists():
+                resume = self.run_dir / "checkpoint-latest.pth"
+                log.info("auto_resume: continuing from %s", resume)
         if resume:
             self._resume(resume)
         elif finetune:
@@ -114,7 +128,8 @@ class Trainer:
         if len(self.train_ds) == 0:
             raise UserError("the training set is empty after skipping bad samples; check the label file and paths")
         self.sampler = ResumableSampler(
-            self.train_ds, self.dist.world_size, self.dist.rank, shuffle=True, seed=s.seed
+            self.train_ds, self.dist.world_size, self.dist.rank, shuffle=True, seed=s.seed,
+            batch_size=s.train_batch_size,
         )
         per_rank = math.ceil(len(self.train_ds) / self.dist.world_size)
         drop_last = per_rank >= s.train_batch_size  # a set smaller than a batch still trains
@@ -136,7 +151,7 @@ class Trainer:
             self.val_ds = Subset(val, range(self.dist.rank, len(val), self.dist.world_size))
 
     def _loader(self) -> DataLoader:
-        self.sampler.set_position(self.epoch, self.samples_in_epoch // self.dist.world_size)
+        self.sampler.set_position(self.epoch, self.samples_in_epoch)  # samples over all ranks
         if hasattr(self.train_ds, "set_epoch"):
             self.train_ds.set_epoch(self.epoch)
         gen = torch.Generator().manual_seed(self.s.seed + self.epoch)  # worker seeds without touching global RNG
@@ -218,10 +233,15 @@ class Trainer:
         self.nonfinite_skipped = int(ckpt.get("nonfinite_skipped", 0))
         old_world = int(ckpt.get("world_size", 1))
         if old_world != self.dist.world_size:
+            # the sampler drops the epoch's first samples_in_epoch samples and shards the rest over the new world;
+            # batch_in_epoch is recounted in batches of the new world
+            self.batch_in_epoch = self.samples_in_epoch // (self.s.train_batch_size * self.dist.world_size)
             log.warning(
                 "resuming a %d-process checkpoint on %d process(es): the epoch goes on after the %d samples "
-                "already seen; the per-rank sample order differs from an uninterrupted %d-process run",
-                old_world, self.dist.world_size, self.samples_in_epoch, old_world,
+                "already seen (now batch %d of %d); the global batch is now %d x %d, the RNG states are not "
+                "restored, so the run is not bit-identical to an uninterrupted %d-process run",
+                old_world, self.dist.world_size, self.samples_in_epoch, self.batch_in_epoch,
+                self.batches_per_epoch, self.s.train_batch_size, self.dist.world_size, old_world,
             )  # fmt: skip
         elif "rng" in ckpt:
             set_rng_state(ckpt["rng"])
@@ -301,6 +321,11 @@ class Trainer:
         self._stop_signal = signum
         log.warning("received signal %d: saving a checkpoint after this step, then stopping", signum)
 
+    def _stop_requested(self) -> bool:
+        """A signal reached any rank: all ranks stop after the same step (a lone rank would hang the others)."""
+        here = float(self._stop_signal is not None)
+        return all_reduce_sum([here], self.dist)[0] > 0 if self.dist.enabled else here > 0
+
     def _setup_run(self) -> None:
         s = self.s
         if self.dist.is_main:
@@ -340,7 +365,7 @@ class Trainer:
                 if self.scheduler and not self.sched_per_step and self.batch_in_epoch == 0 and self.epoch > 1:
                     self.scheduler.step()  # epoch-wise schedules (StepLR) advance at each new epoch
                 bar.set_description(f"epoch {self.epoch}")
-                t0, seen = time.perf_counter(), 0
+                t0, seen, loss_sum = time.perf_counter(), 0, 0.0
                 for batch in self._loader():
                     if self.batch_in_epoch >= self.batches_per_epoch:
                         break
@@ -365,17 +390,21 @@ class Trainer:
                     nonfinite_run = 0
                     self.scaler.scale(loss / s.grad_accum_steps).backward()
                     seen += len(batch.labels)
+                    loss_sum += float(loss.detach())
                     if self.batch_in_epoch % s.grad_accum_steps:
                         continue
                     self._optimizer_step()
+                    step_loss, loss_sum = loss_sum / s.grad_accum_steps, 0.0
                     bar.update(1)
                     if self.step % s.log_step_interval == 0:
+                        # the loss of the step: mean over micro-batches and over ranks (every rank logs the same)
+                        step_loss = all_reduce_sum([step_loss], self.dist)[0] / self.dist.world_size
                         rate = seen * self.dist.world_size / max(time.perf_counter() - t0, 1e-9)
                         lr = self.optimizer.param_groups[0]["lr"]
-                        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
-                        log.debug("step %d loss %.4f lr %.3e %.1f img/s", self.step, loss.item(), lr, rate)
+                        bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
+                        log.debug("step %d loss %.6f lr %.3e %.1f img/s", self.step, step_loss, lr, rate)
                         if self.writer:
-                            self.writer.add_scalar("train/loss", loss.item(), self.step)
+                            self.writer.add_scalar("train/loss", step_loss, self.step)
                             self.writer.add_scalar("train/lr", lr, self.step)
                             self.writer.add_scalar("train/images_per_s", rate, self.step)
                     if self.val_ds is not None and self.epoch >= s.validation_start_epoch and \
@@ -384,7 +413,8 @@ class Trainer:
                         stop = self._after_validation(last_metrics) or stop
                     if self.step % s.save_step_interval == 0:
                         self.save("checkpoint-latest.pth")
-                    if self._stop_signal is not None or (s.max_steps and self.step >= s.max_steps) or stop:
+                    _test_kill_hook(self.step, self.dist.rank)
+                    if self._stop_requested() or (s.max_steps and self.step >= s.max_steps) or stop:
                         stop = True
                         break
                 if stop:
@@ -394,7 +424,8 @@ class Trainer:
                 self.epoch, self.batch_in_epoch, self.samples_in_epoch = self.epoch + 1, 0, 0
                 if done_epoch % max(1, s.save_period) == 0:
                     self.save(f"checkpoint-epoch{done_epoch}.pth")
-            if self.val_ds is not None and self._stop_signal is None and self.step % s.val_step_interval:
+            if (self.val_ds is not None and self._stop_signal is None and self.step % s.val_step_interval
+                    and self.epoch - 1 >= s.validation_start_epoch):
                 last_metrics = self.validate()
                 self._after_validation(last_metrics)
             self.save("checkpoint-latest.pth")
@@ -412,6 +443,23 @@ class Trainer:
 
     def close(self) -> None:
         cleanup(self.dist)
+
+
+def _test_kill_hook(step: int, rank: int) -> None:
+    """Tests only: MASTEROCR_TEST_KILL_AT_STEP=K makes rank MASTEROCR_TEST_KILL_RANK (default 1) send itself
+    MASTEROCR_TEST_KILL_SIGNAL (KILL or TERM, default KILL) after step K, once: the marker file
+    MASTEROCR_TEST_KILL_MARKER is created first and, while it exists, the hook does nothing."""
+    at = os.environ.get("MASTEROCR_TEST_KILL_AT_STEP")
+    if not at or step != int(at) or rank != int(os.environ.get("MASTEROCR_TEST_KILL_RANK", "1")):
+        return
+    marker = os.environ.get("MASTEROCR_TEST_KILL_MARKER")
+    if marker:
+        if Path(marker).exists():
+            return
+        Path(marker).write_text(f"step {step} rank {rank}\n")
+    sig = getattr(signal, "SIG" + os.environ.get("MASTEROCR_TEST_KILL_SIGNAL", "KILL").upper())
+    log.warning("test hook: rank %d sends itself %s after step %d", rank, sig.name, step)
+    os.kill(os.getpid(), sig)
 
 
 def train(cfg: dict, **kwargs) -> dict:
