@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint setup clean
+.PHONY: demo test test-slow lint setup clean fonts
 
 setup: $(STAMP)
 
@@ -28,3 +28,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+# Debian font packages for the synthetic renderer (needs root; a no-op with a message otherwise)
+fonts:
+	bash scripts/install_fonts.sh

@@ -73,6 +73,8 @@ def score(preds: Sequence[str | None], golds: Sequence[str]) -> dict:
 def read_labels(path: str | Path, split: str = ",") -> dict[str, str]:
     """Filename -> label from JSON lines ({"ImageFile","Label"}) or the txt format (name<split>label)."""
     path = Path(path)
+    if not split:  # str.split("") raises ValueError
+        raise UserError("the label separator (split) is empty; use e.g. ',' or '\\t'")
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as exc:
@@ -87,7 +89,7 @@ def read_labels(path: str | Path, split: str = ",") -> dict[str, str]:
             try:
                 item = json.loads(line)
                 labels[str(item["ImageFile"])] = str(item["Label"])
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
                 raise UserError(f"{path}:{lineno}: expected {{\"ImageFile\": ..., \"Label\": ...}}") from exc
         else:
             if split not in line:

@@ -121,7 +121,7 @@ def parse_label_file(
         else:
             try:
                 obj = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
                 obj = None
             if not (isinstance(obj, dict) and isinstance(obj.get("ImageFile"), str)):
                 out.skipped[BAD_JSON] += 1

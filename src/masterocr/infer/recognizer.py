@@ -39,10 +39,16 @@ def load_model(path: str | Path | None = None) -> tuple[MASTER, Charset, str]:
     ckpt = load_checkpoint(path if path is not None else default_weights_path())
     if "model_config" not in ckpt:
         raise UserError(f"{ckpt['_path']} carries no model_config; it was not written by masterocr")
-    cfg = MasterConfig.from_dict(ckpt["model_config"])
-    cs = ckpt.get("charset") or {}
-    charset = Charset(cs["keys"], case_sensitive=cs.get("case_sensitive", True)) if cs else Charset.default()
-    model = MASTER(cfg, len(charset))
+    try:
+        cfg = MasterConfig.from_dict(ckpt["model_config"])
+        cs = ckpt.get("charset") or {}
+        charset = Charset(cs["keys"], case_sensitive=cs.get("case_sensitive", True)) if cs else Charset.default()
+        model = MASTER(cfg, len(charset))
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # hand-edited or foreign metadata
+        raise UserError(
+            f"{ckpt['_path']}: its model_config/charset cannot build a model ({type(exc).__name__}: {exc}); "
+            "use a checkpoint written by masterocr"
+        ) from exc
     state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in ckpt["model_state_dict"].items()}
     try:
         model.load_state_dict(state)

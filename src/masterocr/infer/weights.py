@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from masterocr.errors import UserError
@@ -52,16 +52,22 @@ def load_weights(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         state = load_file(str(path))
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path} is not a readable safetensors file ({exc})") from exc
     if "model_config" not in meta or "charset" not in meta:
         raise UserError(f"{path} lacks masterocr metadata (model_config, charset); was it saved by masterocr?")
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    extra = {k: json.loads(v) for k, v in meta.items() if k not in ("format", "model_config", "charset")}
+    try:
+        extra = {k: json.loads(v) for k, v in meta.items() if k not in ("format", "model_config", "charset")}
+        model_config, charset = json.loads(meta["model_config"]), json.loads(meta["charset"])
+    except ValueError as exc:
+        raise UserError(f"{path}: its metadata is not valid JSON ({exc}); re-export the weights") from exc
+    if not isinstance(model_config, dict) or not isinstance(charset, dict):
+        raise UserError(f"{path}: metadata model_config and charset must be JSON objects; re-export the weights")
     return {
         "model_state_dict": state,
-        "model_config": json.loads(meta["model_config"]),
-        "charset": json.loads(meta["charset"]),
+        "model_config": model_config,
+        "charset": charset,
         "metadata": extra,
         "_path": str(path),
     }

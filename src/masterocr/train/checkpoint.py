@@ -64,13 +64,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        # torch's first line is the same for every failure (and advises weights_only=False): find the reason
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        forbidden = next((ln for ln in lines if "GLOBAL" in ln), None)
+        if forbidden is None:  # not a forbidden object: random or damaged bytes ("Unsupported operand 188")
+            boiler = ("Weights only", "Please file", "Check the documentation")
+            reason = next((ln for ln in lines if not ln.startswith(boiler)), "bad pickle data")
+            raise UserError(
+                f"checkpoint {path} is unreadable or corrupt (not a torch checkpoint: {reason[:200]}); "
+                "pass a .pth written by masterocr or a .safetensors weights file"
+            ) from exc
         raise UserError(
             f"refusing to load {path}: it holds pickled Python objects that could run code "
-            f"(torch.load weights_only=True rejected it: {str(exc).splitlines()[0][:200]}). "
+            f"(torch.load weights_only=True rejected it: {forbidden[:200]}). "
             "Load only checkpoints you trust, re-saved as plain tensors/dicts, or use safetensors weights."
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise UserError(f"checkpoint {path} is unreadable or truncated ({str(exc).splitlines()[0][:200]})") from exc
+    except Exception as exc:  # garbage bytes make the unpickler raise KeyError, IndexError, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # EOFError() has no message
+        raise UserError(
+            f"checkpoint {path} is unreadable or truncated ({first[:200]}); pass a complete .pth written by masterocr"
+        ) from exc
     if not isinstance(ckpt, dict):
         raise UserError(f"checkpoint {path} is not a MASTER checkpoint (expected a dict)")
     if "model_state_dict" not in ckpt:
