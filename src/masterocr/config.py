@@ -178,6 +178,7 @@ class TrainSettings:
     amp: str | None = None  # "bf16" | "fp16" | None
     grad_accum_steps: int = 1
     compile: bool = False
+    auto_resume: bool = False  # run dir save_dir/name/run_id (no timestamp); resume its checkpoint-latest.pth
     nan_patience: int = 20  # consecutive non-finite losses before the run stops
     val_max_samples: int | None = None
     progress: bool = True

@@ -65,7 +65,13 @@ def init_distributed(want_distributed: bool, device_spec: str | None) -> DistInf
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        # torchrun's agent keeps one TCPStore across restarts of its workers (--max-restarts): under the default
+        # key prefix a restarted gloo group reads the dead workers' addresses and fails ("Connection refused").
+        # Each restart round therefore gets its own key space.
+        store, _, _ = next(dist.rendezvous("env://", rank, world))
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        dist.init_process_group(backend=backend, store=dist.PrefixStore(f"masterocr.restart{restart}", store),
+                                rank=rank, world_size=world)
     return DistInfo(rank, world, local_rank, device)
 
 

@@ -218,6 +218,11 @@ class Trainer:
 
     def _resume(self, path: str | Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
+        if not isinstance(ckpt.get("optimizer"), dict):  # weights (.safetensors) or a bare state_dict
+            raise UserError(
+                f"{ckpt['_path']} holds weights only, no training state to resume; "
+                "use --finetune to start from these weights, or resume from a checkpoint-*.pth"
+            )
         self._load_weights(ckpt, strict=True)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler and ckpt.get("lr_scheduler"):
@@ -322,9 +327,14 @@ class Trainer:
         log.warning("received signal %d: saving a checkpoint after this step, then stopping", signum)
 
     def _stop_requested(self) -> bool:
-        """A signal reached any rank: all ranks stop after the same step (a lone rank would hang the others)."""
-        here = float(self._stop_signal is not None)
-        return all_reduce_sum([here], self.dist)[0] > 0 if self.dist.enabled else here > 0
+        """A signal reached any rank: all ranks stop after the same step and take the same path afterwards
+        (a rank stopping or validating alone would hang the others in a collective)."""
+        if not self.dist.enabled:
+            return self._stop_signal is not None
+        got, signum = all_reduce_sum([float(self._stop_signal is not None), float(self._stop_signal or 0)], self.dist)
+        if got and self._stop_signal is None:
+            self._stop_signal = round(signum / got)  # the signal another rank received
+        return got > 0
 
     def _setup_run(self) -> None:
         s = self.s
@@ -424,7 +434,7 @@ class Trainer:
                 self.epoch, self.batch_in_epoch, self.samples_in_epoch = self.epoch + 1, 0, 0
                 if done_epoch % max(1, s.save_period) == 0:
                     self.save(f"checkpoint-epoch{done_epoch}.pth")
-            if (self.val_ds is not None and self._stop_signal is None and self.step % s.val_step_interval
+            if (self.val_ds is not None and not self._stop_requested() and self.step % s.val_step_interval
                     and self.epoch - 1 >= s.validation_start_epoch):
                 last_metrics = self.validate()
                 self._after_validation(last_metrics)
