@@ -1,0 +1,208 @@
+"""Inference speed benchmark: full recompute vs cached decoding, fast paths, onnxruntime, peers, FLOP floor.
+
+    python bench/inference.py [--presets tiny,small,paper] [--reps 3] [--full] [--compile] [--original]
+
+Prints ONE table measured in one run, ms per image (median over --reps after one warm-up), random weights
+and random images, EOS suppressed so every row decodes exactly `len` characters (+1 step). Columns:
+
+  full      decode(use_cache=False): the decoder re-runs over the whole prefix every step
+  cached    decode(use_cache=True): one position per step with a key/value cache (the default)
+  fold      + conv/BN folding (infer/fast.py)         fold+cl  + channels_last backbone
+  fold+i8   + dynamic int8 decoder Linears            compile  + torch.compile(backbone) (--compile)
+  ort       onnxruntime, exported encoder + cached step, NumPy greedy loop
+  orig      (--original) the original's decoding: full recompute over all max_len+2 positions, max_len+1 steps
+  floor     FLOPs/image of the cached decode (FlopCounterMode) / measured 2048^2 fp32 matmul rate
+  x floor   cached / floor, and best / floor
+  agree     token agreement of fold+i8 and ort with cached (random weights: a sensitivity check only)
+
+Paper at batch 32 runs only with --full. The machine may be shared: the 1-minute load average is printed
+before and after and a warning is given above 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+import torch
+
+from masterocr.charset import Charset
+from masterocr.infer.export import OnnxRecognizer, export_model
+from masterocr.infer.fast import optimize
+from masterocr.model import build_model
+
+warnings.filterwarnings("ignore")
+
+
+def load1() -> float:
+    return os.getloadavg()[0]
+
+
+def median_ms(fn, reps: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def matmul_gflops(reps: int = 5) -> float:
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    ms = median_ms(lambda: a @ b, reps)
+    return 2 * 2048**3 / (ms / 1000) / 1e9
+
+
+def decode_flops(model, x, length: int) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        model.decode(x, max_len=length, suppress_eos=True)
+    return fc.get_total_flops()
+
+
+@torch.inference_mode()
+def original_decode(model, x) -> None:
+    """The original's greedy loop: a fixed (B, max_len+2) target sequence, full decoder pass at every one of
+    max_len+1 steps, reading position t of the output (no cache, no early stop)."""
+    from masterocr.charset import PAD, SOS
+
+    n = model.cfg.max_len + 2
+    mem_kv = model.memory_kv(model.encode(x))
+    seq = torch.full((x.size(0), n), PAD, dtype=torch.long)
+    seq[:, 0] = SOS
+    for t in range(n - 1):
+        h = model._embed(seq)
+        for i, layer in enumerate(model.decoder):
+            h, _, _ = layer(h, mem_kv[i])
+        logits = model.generator(model.decoder_norm(h[:, t]))
+        seq[:, t + 1] = logits.softmax(-1).argmax(-1)
+
+
+def doctr_runner(preset_cfg):
+    try:
+        from doctr.models import recognition  # noqa: F401
+    except ImportError:
+        return None, "skipped: python-doctr not installed"
+    model = recognition.master(pretrained=False, pretrained_backbone=False).eval()
+
+    def run(b: int, length: int):
+        x = torch.rand(b, 3, 32, 128)
+        with torch.inference_mode():
+            model(x)
+
+    return run, "docTR master, 3x32x128, its own max length"
+
+
+def bench_row(preset, model, variants, ort, x, length, reps, rate, args, doctr_run) -> list:
+    """One table row: every method on the same batch x decoding exactly `length` characters."""
+    b = x.size(0)
+    r = {}
+
+    def dec(m, cache=True):
+        with torch.inference_mode():
+            return m.decode(x, max_len=length, use_cache=cache, suppress_eos=True)
+
+    r["full"] = median_ms(lambda: dec(model, False), reps) / b
+    r["cached"] = median_ms(lambda: dec(model), reps) / b
+    for name, m in variants.items():
+        r[name] = median_ms(lambda m=m: dec(m), reps) / b
+    arr = x.numpy()
+    r["ort"] = median_ms(lambda: ort.decode_arrays(arr, max_len=length, suppress_eos=True), reps) / b
+    r["doctr"] = (median_ms(lambda: doctr_run(b, length), reps) / b) if doctr_run else "n/i"
+    if args.original:
+        r["orig"] = median_ms(lambda: original_decode(model, x), 1) / b if b == 1 else None
+    ref = dec(model).tokens
+    agree_i8 = (dec(variants["fold+i8"]).tokens == ref).float().mean().item()
+    agree_ort = float((ort.decode_arrays(arr, max_len=length, suppress_eos=True)[0] == ref.numpy()).mean())
+    flops = decode_flops(model, x, length) / b
+    floor = flops / (rate * 1e9) * 1000
+    speeds = [v for k, v in r.items() if isinstance(v, float) and k not in ("full", "orig", "doctr")]
+    row = [preset, b, length, r["full"], r["cached"], r["fold"], r["fold+cl"], r["fold+i8"]]
+    row += [r["compile"]] if args.compile else []
+    row += [r["ort"], r["doctr"]] + ([r["orig"]] if args.original else [])
+    row += [flops / 1e9, floor, r["cached"] / floor, min(speeds) / floor, f"{agree_i8:.2f}/{agree_ort:.2f}"]
+    return row
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, (str, int)):
+        return str(v)
+    return f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default="tiny,small,paper")
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--full", action="store_true", help="also paper at batch 32")
+    ap.add_argument("--compile", action="store_true", help="also torch.compile the backbone (slow to compile)")
+    ap.add_argument("--original", action="store_true", help="also the original's decoding (batch 1 only)")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    before = load1()
+    print(f"torch {torch.__version__}, {threads} threads, load average (1 min) before: {before:.2f}", flush=True)
+    if before > 0.5:
+        print("WARNING: the machine is busy (load > 0.5); timings are inflated and noisy", flush=True)
+    rate = matmul_gflops()
+    print(f"matmul rate (2048^2 fp32, {threads} threads): {rate:.1f} GFLOP/s", flush=True)
+    charset = Charset.default()
+    doctr_run, doctr_note = doctr_runner(None)
+    header = ["preset", "B", "len", "full", "cached", "fold", "fold+cl", "fold+i8"]
+    header += ["compile"] if args.compile else []
+    header += ["ort", "doctr"] + (["orig"] if args.original else [])
+    header += ["GFLOP/img", "floor", "cached/floor", "best/floor", "agree i8/ort"]
+    rows = []
+    t0 = time.time()
+    for preset in args.presets.split(","):
+        torch.manual_seed(0)
+        model = build_model(preset, charset).eval()
+        cfg = model.cfg
+        variants = {
+            "fold": optimize(model),
+            "fold+cl": optimize(model, channels_last=True),
+            "fold+i8": optimize(model, int8=True),
+        }
+        if args.compile:
+            variants["compile"] = optimize(model, compile=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            export_model(model, charset, tmp)
+            ort = OnnxRecognizer(tmp, threads=threads)
+        for b in [int(v) for v in args.batches.split(",")]:
+            if preset == "paper" and b > 1 and not args.full:
+                continue
+            x = torch.randn(b, cfg.in_channels, cfg.img_h, cfg.img_w)
+            for length in (10, cfg.max_len):
+                reps = max(1, args.reps if preset != "paper" else min(args.reps, 2))
+                rows.append(bench_row(preset, model, variants, ort, x, length, reps, rate, args, doctr_run))
+                row = "  ".join(f"{h}={fmt(v)}" for h, v in zip(header, rows[-1]))
+                print(f"  done ({time.time() - t0:.0f}s): {row}", file=sys.stderr, flush=True)
+    after = load1()
+    print()
+    widths = [max(len(h), *(len(fmt(r[i])) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
+    for r in rows:
+        print("  ".join(fmt(v).rjust(w) for v, w in zip(r, widths)))
+    print()
+    print("ms per image (median of reps after a warm-up); floor = FLOPs of the cached decode / matmul rate")
+    print(f"doctr: {doctr_note}")
+    print(f"load average (1 min) before {before:.2f}, after {after:.2f}; total {time.time() - t0:.0f}s")
+    if max(before, after) > 0.5:
+        print("WARNING: the machine was busy during the run (load > 0.5): timings are inflated and noisy")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
