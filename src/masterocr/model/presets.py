@@ -10,10 +10,15 @@ PRESETS: dict[str, MasterConfig] = {
     # the paper's network: 48x160 RGB, ResNet-31-like backbone with GCA, d_model 512, 3 decoder layers
     "paper": MasterConfig(),
     # CPU presets: grayscale 32x128 (memory of 4x32 positions), slimmer stages, smaller decoder
-    "small": MasterConfig(
+    "medium": MasterConfig(
         img_h=32, img_w=128, in_channels=1,
         widths=(16, 32, 64, 128, 192, 192), blocks=(1, 1, 1, 1),
         d_model=192, nhead=6, d_ff=768, num_decoder_layers=3, dropout=0.1, max_len=25,
+    ),
+    "small": MasterConfig(
+        img_h=32, img_w=128, in_channels=1,
+        widths=(16, 32, 32, 64, 96, 128), blocks=(1, 1, 1, 1),
+        d_model=128, nhead=4, d_ff=512, num_decoder_layers=3, dropout=0.1, max_len=25,
     ),
     "tiny": MasterConfig(
         img_h=32, img_w=128, in_channels=1,

@@ -1,0 +1,47 @@
+"""Turn a training checkpoint into the shipped weights: weights/<name>.safetensors (fp16) + config + charset.
+
+    python scripts/ship_weights.py CHECKPOINT [--name master_small] [--dtype fp16|fp32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from masterocr.infer.weights import save_weights
+from masterocr.train.checkpoint import load_checkpoint
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--name", default="master_small")
+    parser.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16")
+    args = parser.parse_args()
+    ckpt = load_checkpoint(args.checkpoint)
+    charset = ckpt["charset"]
+    meta = {
+        "step": ckpt.get("step"),
+        "epoch": ckpt.get("epoch"),
+        "monitor_best": ckpt.get("monitor_best"),
+        "train_config": ckpt.get("config"),
+        "license": "MIT",
+        "training_data": "synthetic words rendered by masterocr.data.synth (no real images)",
+    }
+    WEIGHTS.mkdir(exist_ok=True)
+    out = WEIGHTS / f"{args.name}.safetensors"
+    dtype = torch.float16 if args.dtype == "fp16" else None
+    save_weights(ckpt["model_state_dict"], ckpt["model_config"], charset["keys"], out,
+                 case_sensitive=charset.get("case_sensitive", True), dtype=dtype, metadata=meta)
+    (WEIGHTS / f"{args.name}.config.json").write_text(json.dumps(ckpt["model_config"], indent=2) + "\n")
+    (WEIGHTS / f"{args.name}.keys.txt").write_text(charset["keys"], encoding="utf-8")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), step {ckpt.get('step')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Font discovery for synthetic text: find TTF/OTF files, keep those that draw the charset, split by family.
+
+`find_fonts()` lists font files under the given folders (or the system font folders), drops fonts that
+cannot draw the charset (missing glyphs render as empty masks or as the font's "tofu" box; symbol, pi and
+caps-only fonts are caught the same way) and returns sorted absolute paths. `split_fonts()` divides them into
+train and held-out sets by hashing the font FAMILY, so all weights and styles of a family stay on one side and
+a held-out evaluation measures generalisation to unseen type designs.
+
+Pillow's built-in scalable font (`ImageFont.load_default(size=...)`) stands in, as `DEFAULT_FONT`, where no
+font file is found in the system folders.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import string
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from masterocr.errors import UserError
+
+SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
+FONT_SUFFIXES = (".ttf", ".otf")
+# pseudo path for Pillow's embedded scalable font, used when a system has no font files at all
+DEFAULT_FONT = "<pillow-default>"
+
+# Characters that tell a text font from a symbol/pi font: they must all render, differently from each other
+# and differently from the missing-glyph box.
+_PROBE = "AaBbEeGgQqRr0123456789&?"
+# code points no Latin font maps: they render the font's .notdef glyph ("tofu") or nothing
+_MISSING = ("\U0010fffd", "\U000e01ef")
+
+# family-name words of fonts that map letters to pictures, keycaps or Greek
+_DENY_WORDS = ("symbol", "dingbat", "keyboard", "icon", "awesome", "emoji", "wingding", "webding", "ornament")
+# Faces seen drawing wrong glyphs with FreeType (checked on a contact sheet of every font the install script
+# brings): these InterDisplay italics draw "K" with a hollow junction, Noto Serif Display draws "%" as a
+# small circle and hairlines that vanish at word-crop sizes.
+_BROKEN_FILES = frozenset(
+    {
+        "InterDisplay-BoldItalic",
+        "InterDisplay-ExtraBoldItalic",
+        "InterDisplay-MediumItalic",
+        "InterDisplay-SemiBoldItalic",
+    }
+)
+_BROKEN_FAMILIES = ("noto serif display",)
+# words stripped from family names to find the design family: weights, widths, slopes, optical sizes
+_STYLE_WORDS = {
+    "thin", "hairline", "extralight", "ultralight", "light", "book", "regular", "normal", "medium",
+    "semibold", "demibold", "demi", "bold", "extrabold", "ultrabold", "black", "heavy", "extrablack",
+    "ultrablack", "fat",
+    "condensed", "semicondensed", "extracondensed", "ultracondensed", "narrow", "compressed", "expanded",
+    "semiexpanded", "extraexpanded", "wide", "italic", "oblique", "slanted", "inclined", "upright",
+    "extra", "ultra", "semi", "unhinted", "hinted",
+}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=3072)  # ~20 KiB of memory per face (the file itself is mapped)
+def load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    """An `ImageFont` for (path, pixel size), cached: opening a font costs far more than drawing a word."""
+    size = max(1, int(size))
+    if path == DEFAULT_FONT:
+        return ImageFont.load_default(size=size)
+    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.BASIC)
+
+
+def _glyph(font: ImageFont.FreeTypeFont, ch: str) -> bytes | None:
+    """Pixels of one glyph drawn alone (with its box), or None when it draws nothing."""
+    bbox = font.getbbox(ch)
+    w, h = bbox[2] - bbox[0], bbox[3] - bbox[1]
+    if w <= 0 or h <= 0:
+        return None
+    img = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(img).text((-bbox[0], -bbox[1]), ch, fill=255, font=font)
+    if img.getbbox() is None:
+        return None
+    return f"{w}x{h}:".encode() + img.tobytes()
+
+
+class _GlyphProbe:
+    """Tells which characters a font really draws, comparing each glyph with the font's missing-glyph box."""
+
+    def __init__(self, font: ImageFont.FreeTypeFont) -> None:
+        self.font = font
+        self.tofu = {g for g in (_glyph(font, ch) for ch in _MISSING) if g is not None}
+
+    def has(self, ch: str) -> bool:
+        if ch.isspace():
+            return True
+        g = _glyph(self.font, ch)
+        return g is not None and g not in self.tofu
+
+    def glyph(self, ch: str) -> bytes | None:
+        g = _glyph(self.font, ch)
+        return None if g in self.tofu else g
+
+
+def _probe_chars(charset_keys: str | None) -> str:
+    keys = charset_keys if charset_keys is not None else string.printable[:95]
+    probe = "".join(ch for ch in _PROBE if ch in keys)
+    if len(probe) < 4:  # a charset without ASCII letters/digits: probe its own first characters
+        probe = "".join(ch for ch in keys if not ch.isspace())[:12]
+    return probe
+
+
+def _usable_key(charset_keys: str | None) -> tuple[str, bool]:
+    """What the usability check depends on: the probe characters and whether the period test applies."""
+    keys = charset_keys if charset_keys is not None else string.printable[:95]
+    return _probe_chars(keys), "H" in keys and "." in keys
+
+
+def font_is_usable(path: str, charset_keys: str | None = None) -> bool:
+    """True when the font draws a few of the charset's ASCII letters and digits as distinct, real glyphs.
+
+    Fails for unreadable files, symbol/pi fonts, fonts whose glyphs are the .notdef box, and caps-only or
+    small-caps-on-lowercase fonts (lowercase drawn exactly as uppercase) when the charset has both cases.
+    """
+    return _usable(str(path), *_usable_key(charset_keys))
+
+
+@functools.lru_cache(maxsize=8192)
+def _usable(path: str, probe_chars: str, check_period: bool) -> bool:
+    try:
+        family = font_name(path)[0].lower()
+        if any(w in family for w in _DENY_WORDS) or family in _BROKEN_FAMILIES:
+            return False
+        if Path(path).stem in _BROKEN_FILES:
+            return False
+        font = load_font(path, 40)
+        probe = _GlyphProbe(font)
+        glyphs = {}
+        for ch in probe_chars:
+            g = probe.glyph(ch)
+            if g is None:
+                return False
+            glyphs[ch] = g
+        if check_period and not _period_ok(font):
+            return False
+    except (OSError, ValueError):
+        return False
+    if len(set(glyphs.values())) < max(2, len(glyphs) * 3 // 4):
+        return False  # many characters share one shape: a pi font or a box-for-everything font
+    same_case = [
+        glyphs[u] == glyphs[lo]
+        for u, lo in (("A", "a"), ("B", "b"), ("E", "e"), ("G", "g"), ("R", "r"))
+        if u in glyphs and lo in glyphs
+    ]
+    return not (same_case and all(same_case))
+
+
+def _period_ok(font: ImageFont.FreeTypeFont) -> bool:
+    """The period must be small next to "H": catches keycap, dingbat and boxed-letter fonts."""
+
+    def size(ch: str) -> tuple[int, int]:
+        b = font.getmask(ch).getbbox()  # ink box (getbbox would include the advance width)
+        return (b[2] - b[0], b[3] - b[1]) if b else (0, 0)
+
+    hw, hh = size("H")
+    pw, ph = size(".")
+    return hh > 0 and hw > 0 and ph <= 0.4 * hh and pw <= 0.6 * hw
+
+
+@functools.lru_cache(maxsize=2048)
+def supported_chars(path: str, charset_keys: str) -> frozenset[str]:
+    """The characters of `charset_keys` that the font really draws (spaces always count as drawn)."""
+    try:
+        probe = _GlyphProbe(load_font(path, 32))
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(ch for ch in charset_keys if probe.has(ch))
+
+
+def _font_files(dirs: Iterable[str | Path], strict: bool) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for d in dirs:
+        p = Path(os.path.expanduser(str(d)))
+        if p.is_file():
+            files = [p]
+        elif p.is_dir():
+            files = [
+                Path(root) / name
+                for root, _dirs, names in os.walk(p, followlinks=True)
+                for name in names
+                if name.lower().endswith(FONT_SUFFIXES)
+            ]
+        elif strict:
+            raise UserError(f"font folder {p} does not exist; pass a folder with .ttf/.otf files")
+        else:
+            continue
+        for f in files:
+            if not str(f).lower().endswith(FONT_SUFFIXES):
+                if strict:
+                    raise UserError(f"{f} is not a .ttf/.otf font file; pass font files or folders of them")
+                continue
+            real = os.path.realpath(f)
+            if real not in seen and os.path.isfile(real):
+                seen.add(real)
+                out.append(real)
+    return sorted(out)
+
+
+@functools.lru_cache(maxsize=32)
+def _find_fonts_cached(dirs: tuple[str, ...], strict: bool, probe_chars: str, check_period: bool) -> tuple[str, ...]:
+    return tuple(f for f in _font_files(dirs, strict=strict) if _usable(f, probe_chars, check_period))
+
+
+def find_fonts(
+    dirs: Sequence[str | Path] | str | Path | None = None,
+    charset_keys: str | None = None,
+    *,
+    fallback: bool = True,
+) -> list[str]:
+    """Usable font files (sorted absolute paths) under `dirs` (folders or files), else the system folders.
+
+    `charset_keys` picks which glyphs the usability check draws (default: printable ASCII). Given `dirs` that
+    hold no usable font raise UserError. With no `dirs` and no usable system font, `fallback=True` returns
+    `[DEFAULT_FONT]` (Pillow's built-in font); `fallback=False` returns an empty list.
+    Results are cached per process (the check draws ~25 glyphs per font file).
+    """
+    if isinstance(dirs, (str, Path)):
+        dirs = [dirs]
+    strict = bool(dirs)
+    key = tuple(str(d) for d in dirs) if dirs else tuple(SYSTEM_FONT_DIRS)
+    fonts = list(_find_fonts_cached(key, strict, *_usable_key(charset_keys)))
+    if not fonts:
+        if strict:
+            raise UserError(
+                f"no usable .ttf/.otf font in {', '.join(key)}; pass folders with fonts that draw the charset"
+            )
+        if fallback:
+            return [DEFAULT_FONT]
+    return fonts
+
+
+@functools.lru_cache(maxsize=8192)
+def font_name(path: str) -> tuple[str, str]:
+    """(family, style) as the font file names them, e.g. ("DejaVu Sans", "Bold")."""
+    if path == DEFAULT_FONT:
+        return ("Pillow Default", "Regular")
+    try:
+        family, style = load_font(path, 40).getname()  # the size the usability check opens anyway
+    except (OSError, ValueError):
+        family, style = None, None
+    return (family or Path(path).stem, style or "Regular")
+
+
+def font_family(path: str) -> str:
+    """The design family of a font file: its family name without weight/width/slope words, lower case.
+
+    "Lato Black", "Lato Hairline" and "Lato" all give "lato"; "DejaVu Sans Condensed" gives "dejavu sans";
+    "Noto Sans Display" stays apart from "Noto Sans" (a different design).
+    """
+    family = font_name(path)[0]
+    words = family.replace("-", " ").replace("_", " ").split()
+    kept = [w for w in words if w.lower() not in _STYLE_WORDS]
+    return " ".join(kept or words).lower()
+
+
+def _family_hash(family: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}\0{family}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_fonts(
+    fonts: Sequence[str | Path], holdout_fraction: float = 0.15, seed: int = 0
+) -> tuple[list[str], list[str]]:
+    """Split font files into (train, heldout) by family: every face of a family lands on the same side.
+
+    A family is held out when a hash of (seed, family) falls below `holdout_fraction`, so the split is
+    deterministic, independent of file order, and stable when fonts of other families are added. With at least
+    two families and 0 < holdout_fraction < 1, each side gets at least one family (the family with the lowest
+    or highest hash is moved over when hashing leaves a side empty).
+    """
+    if not 0.0 <= holdout_fraction <= 1.0:
+        raise UserError(f"holdout_fraction must be within [0, 1], got {holdout_fraction}")
+    paths = sorted({str(f) for f in fonts})
+    fam = {p: font_family(p) for p in paths}
+    families = sorted(set(fam.values()), key=lambda f: (_family_hash(f, seed), f))
+    held = {f for f in families if _family_hash(f, seed) < holdout_fraction}
+    if len(families) >= 2 and 0.0 < holdout_fraction < 1.0:
+        if not held:
+            held = {families[0]}
+        elif len(held) == len(families):
+            held.discard(families[-1])
+    train = [p for p in paths if fam[p] not in held]
+    heldout = [p for p in paths if fam[p] in held]
+    return train, heldout
+
+
+def select_fonts(
+    dirs: Sequence[str | Path] | str | Path | None = None,
+    split: str = "train",
+    holdout_fraction: float = 0.15,
+    seed: int = 0,
+    charset_keys: str | None = None,
+) -> list[str]:
+    """`find_fonts` then one side of `split_fonts`: split is "train", "heldout" or "all"."""
+    if split not in ("train", "heldout", "all"):
+        raise UserError(f"font split must be 'train', 'heldout' or 'all', got {split!r}")
+    fonts = find_fonts(dirs, charset_keys)
+    if split == "all" or fonts == [DEFAULT_FONT]:
+        return fonts
+    train, heldout = split_fonts(fonts, holdout_fraction, seed)
+    chosen = train if split == "train" else heldout
+    if not chosen:
+        n_fam = len({font_family(f) for f in fonts})
+        raise UserError(
+            f"the {split!r} font split is empty ({len(fonts)} fonts in {n_fam} families, "
+            f"holdout_fraction={holdout_fraction}); add fonts of more families or use --font-split all"
+        )
+    return chosen
+
+
+def group_by_family(fonts: Iterable[str]) -> dict[str, list[str]]:
+    """Font files grouped by design family, families and files in sorted order."""
+    groups: dict[str, list[str]] = {}
+    for f in sorted(fonts):
+        groups.setdefault(font_family(f), []).append(f)
+    return dict(sorted(groups.items()))
