@@ -15,10 +15,9 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import types
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -227,23 +226,8 @@ class OnnxRecognizer:
 
     def predict(self, images: Iterable | object, batch_size: int = 32, return_attention: bool = False) -> list:
         """Recognize each image; an unreadable one gets a Prediction with `error` set and the rest go on."""
-        from masterocr.data.images import ImageError
-        from masterocr.infer.recognizer import Prediction
+        from masterocr.infer.recognizer import predict_batched
 
         if return_attention:
             raise UserError("the ONNX backend does not return attention maps; use the torch backend")
-        single = not isinstance(images, Sequence) or isinstance(images, (str, bytes, os.PathLike))
-        items = [images] if single else list(images)
-        results: list = [None] * len(items)
-        tensors, index = [], []
-        for i, item in enumerate(items):
-            try:
-                tensors.append(self.preprocess(item))
-                index.append(i)
-            except (ImageError, UserError) as exc:
-                results[i] = Prediction(None, None, error=str(exc))
-        for start in range(0, len(tensors), batch_size):
-            batch = torch.stack(tensors[start : start + batch_size])
-            for j, pred in zip(index[start : start + batch_size], self.predict_tensors(batch)):
-                results[j] = pred
-        return results[:1] if single else results
+        return predict_batched(self.preprocess, self.predict_tensors, images, batch_size)

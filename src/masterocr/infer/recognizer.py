@@ -90,6 +90,28 @@ def tokens_to_prediction(charset: Charset, tokens: list[int], probs: list[float]
     return Prediction("".join(text), round(score, 6), char_scores)
 
 
+def predict_batched(preprocess, predict_tensors, images, batch_size: int) -> list[Prediction]:
+    """Preprocess each image, decode the readable ones in batches, keep input order; an unreadable image gets a
+    Prediction with `error` set. Shared by the torch and ONNX backends."""
+    from masterocr.data.images import ImageError
+
+    single = not isinstance(images, Sequence) or isinstance(images, (str, bytes, os.PathLike))
+    items = [images] if single else list(images)
+    results: list[Prediction | None] = [None] * len(items)
+    tensors, index = [], []
+    for i, item in enumerate(items):
+        try:
+            tensors.append(preprocess(item))
+            index.append(i)
+        except (ImageError, UserError) as exc:
+            results[i] = Prediction(None, None, error=str(exc))
+    for start in range(0, len(tensors), batch_size):
+        batch = torch.stack(tensors[start : start + batch_size])
+        for j, pred in zip(index[start : start + batch_size], predict_tensors(batch)):
+            results[j] = pred
+    return results[:1] if single else results  # type: ignore[return-value]
+
+
 class Recognizer:
     """Reads text from word crops. `predict` takes paths, bytes, PIL images or arrays."""
 
@@ -140,23 +162,7 @@ class Recognizer:
         self, images: Iterable | object, batch_size: int = 32, return_attention: bool = False
     ) -> list[Prediction]:
         """Recognize each image; an unreadable one gets a Prediction with `error` set and the rest go on."""
-        from masterocr.data.images import ImageError
-
-        single = not isinstance(images, Sequence) or isinstance(images, (str, bytes, os.PathLike))
-        items = [images] if single else list(images)
-        results: list[Prediction | None] = [None] * len(items)
-        tensors, index = [], []
-        for i, item in enumerate(items):
-            try:
-                tensors.append(self.preprocess(item))
-                index.append(i)
-            except (ImageError, UserError) as exc:
-                results[i] = Prediction(None, None, error=str(exc))
-        for start in range(0, len(tensors), batch_size):
-            batch = torch.stack(tensors[start : start + batch_size])
-            for j, pred in zip(index[start : start + batch_size], self.predict_tensors(batch, return_attention)):
-                results[j] = pred
-        return results[:1] if single else results  # type: ignore[return-value]
+        return predict_batched(self.preprocess, lambda b: self.predict_tensors(b, return_attention), images, batch_size)
 
 
 def predict_folder(

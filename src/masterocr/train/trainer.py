@@ -47,6 +47,13 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def _ignore_stop_signals(worker_id: int) -> None:  # noqa: ARG001
+    """Loader workers leave SIGINT/SIGTERM to the main process, which saves a checkpoint and then stops them
+    (a Ctrl-C or a `kill` of the process group would otherwise kill a worker and crash the main process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class Trainer:
     def __init__(
         self,
@@ -155,7 +162,8 @@ class Trainer:
         if hasattr(self.train_ds, "set_epoch"):
             self.train_ds.set_epoch(self.epoch)
         gen = torch.Generator().manual_seed(self.s.seed + self.epoch)  # worker seeds without touching global RNG
-        return DataLoader(self.train_ds, sampler=self.sampler, generator=gen, **self.loader_kwargs)
+        return DataLoader(self.train_ds, sampler=self.sampler, generator=gen, worker_init_fn=_ignore_stop_signals,
+                          **self.loader_kwargs)
 
     # checkpoints ------------------------------------------------------------------------------------------------
     def state(self) -> dict:

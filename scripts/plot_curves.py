@@ -1,0 +1,54 @@
+"""Plot training curves (loss, validation word accuracy) from a run's TensorBoard log to a PNG, with Pillow.
+
+    python scripts/plot_curves.py RUN_DIR OUT.png
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+
+def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def panel(draw: ImageDraw.ImageDraw, box, series, title: str, font, color) -> None:
+    x0, y0, x1, y1 = box
+    draw.rectangle(box, outline="#888")
+    draw.text((x0 + 6, y0 + 4), title, fill="black", font=font)
+    if len(series) < 2:
+        return
+    steps = [s for s, _ in series]
+    vals = [v for _, v in series]
+    lo, hi = min(vals), max(vals)
+    hi = hi if hi > lo else lo + 1
+    smax = max(steps) or 1
+    pts = [(x0 + 40 + (x1 - x0 - 50) * s / smax, y1 - 20 - (y1 - y0 - 45) * (v - lo) / (hi - lo)) for s, v in series]
+    draw.line(pts, fill=color, width=2)
+    draw.text((x0 + 4, y0 + 22), f"{hi:.3g}", fill="#444", font=font)
+    draw.text((x0 + 4, y1 - 30), f"{lo:.3g}", fill="#444", font=font)
+    draw.text((x1 - 90, y1 - 16), f"step {smax}", fill="#444", font=font)
+
+
+def main() -> None:
+    run_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+    scalars = read_scalars(run_dir / "log")
+    font = ImageFont.load_default(size=14)
+    img = Image.new("RGB", (900, 360), "white")
+    draw = ImageDraw.Draw(img)
+    panel(draw, (10, 10, 445, 350), scalars.get("train/loss", []), "training loss", font, "#c0392b")
+    panel(draw, (455, 10, 890, 350), scalars.get("val/word_acc", []),
+          "validation word accuracy (held-out fonts)", font, "#27ae60")
+    img.save(out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
