@@ -44,14 +44,14 @@ def main() -> None:
         x1 = torch.randn(1, c.in_channels, c.img_h, c.img_w)
         t1 = cs.encode_batch(label, 10)
         model.eval()
-        infer = gflops(lambda: model.decode(x1, max_len=10, suppress_eos=True))
+        infer = gflops(lambda m=model, x=x1: m.decode(x, max_len=10, suppress_eos=True))
         model.train()
 
-        def step(x, t):
-            loss = torch.nn.functional.cross_entropy(model(x, t).flatten(0, 1), t[:, 1:].flatten())
+        def step(x, t, m=model):
+            loss = torch.nn.functional.cross_entropy(m(x, t).flatten(0, 1), t[:, 1:].flatten())
             loss.backward()
 
-        train = gflops(lambda: step(x1, t1))
+        train = gflops(lambda x=x1, t=t1: step(x, t))
         batch = 8 if name == "paper" else args.batch
         xb = torch.randn(batch, c.in_channels, c.img_h, c.img_w)
         tb = cs.encode_batch(label * batch, 10)
