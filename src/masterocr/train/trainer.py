@@ -443,7 +443,7 @@ class Trainer:
                 if done_epoch % max(1, s.save_period) == 0:
                     self.save(f"checkpoint-epoch{done_epoch}.pth")
             if (self.val_ds is not None and not self._stop_requested() and self.step % s.val_step_interval
-                    and self.epoch - 1 >= s.validation_start_epoch):
+                    and self.epoch - (self.batch_in_epoch == 0) >= s.validation_start_epoch):
                 last_metrics = self.validate()
                 self._after_validation(last_metrics)
             self.save("checkpoint-latest.pth")

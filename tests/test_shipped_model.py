@@ -1,0 +1,45 @@
+"""The shipped model: safetensors (no pickle) with its config and charset, read by Recognizer() out of the box."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from safetensors import safe_open
+
+from masterocr import Recognizer
+from masterocr.evaluate import read_labels
+from masterocr.infer.recognizer import default_weights_path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+# the bundled crops the shipped model reads exactly (see weights/MODEL_CARD.md for the full table)
+EXPECTED = {"001.jpg": "BEACH", "real_0079.png": "unambiguously", "real_0120.png": "renard", "real_0142.png": "NOTICE"}
+
+
+def test_shipped_weights_are_safetensors_with_config_and_charset():
+    path = default_weights_path()
+    assert path.suffix == ".safetensors" and path.stat().st_size < 30e6
+    header_len = int.from_bytes(path.read_bytes()[:8], "little")
+    json.loads(path.read_bytes()[8 : 8 + header_len])  # a JSON header, then raw tensors: nothing to unpickle
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["model_config"])["d_model"] > 0
+    assert len(json.loads(meta["charset"])["keys"]) == 95
+
+
+def test_recognizer_with_no_arguments_reads_the_bundled_samples():
+    rec = Recognizer()
+    labels = read_labels(SAMPLES / "labels.jsonl")
+    preds = rec.predict([SAMPLES / name for name in EXPECTED])
+    assert {name: p.text for name, p in zip(EXPECTED, preds)} == EXPECTED
+    assert all(EXPECTED[n] == labels[n] for n in EXPECTED)
+    assert all(0.0 < p.score <= 1.0 and len(p.char_scores) == len(p.text) for p in preds)
+
+
+def test_demo_prints_text_and_scores_for_the_samples():
+    out = subprocess.run([sys.executable, "-m", "masterocr.demo"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for name, text in EXPECTED.items():
+        assert any(line.startswith(name) and f" {text} " in line for line in out.stdout.splitlines())
+    assert "master_small.safetensors" in out.stdout
