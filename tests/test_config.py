@@ -52,6 +52,9 @@ def test_bad_configs_give_one_clear_error(tmp_path):
         load_config(tmp_path / "missing.json")
     with pytest.raises(UserError, match="amp"):
         train_settings({"trainer": {"amp": "int4"}})
+    with pytest.raises(UserError, match="seed"):
+        train_settings({"seed": "abc"})
+    assert train_settings({"seed": "7", "trainer": {"epochs": "3"}}).seed == 7
     with pytest.raises(UserError, match="key=value"):
         apply_overrides({}, ["novalue"])
 

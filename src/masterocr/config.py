@@ -207,8 +207,14 @@ def train_settings(cfg: dict) -> TrainSettings:
         if not hasattr(s, key):
             log.warning("config: ignoring unknown trainer option %r", key)
             continue
-        if value is not None and isinstance(getattr(TrainSettings(), key), bool):
+        default = getattr(TrainSettings(), key)
+        if value is not None and isinstance(default, bool):
             value = _bool(value)
+        elif value is not None and isinstance(default, (int, float)) and not isinstance(value, (int, float)):
+            try:  # numbers written as strings are accepted; anything else is a clear error, not a traceback later
+                value = type(default)(value)
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"config option {key!r} must be a number, got {value!r}") from exc
         setattr(s, key, value)
     for key in ("optimizer", "lr_scheduler"):
         if key in cfg and cfg[key] is not None:
