@@ -46,7 +46,7 @@ def cmd_train(args) -> int:
     if args.nproc and args.nproc > 1:
         from masterocr.train.launch import launch_local
 
-        return launch_local(args.nproc, [a for a in sys.argv[1:]])
+        return launch_local(args.nproc, args.argv)
     cfg = apply_overrides(load_config(args.config), args.set)
     if args.local_world_size is not None:
         cfg["local_world_size"] = args.local_world_size
@@ -250,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # `train --nproc` relaunches this same command line under torchrun
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:

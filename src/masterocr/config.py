@@ -106,8 +106,6 @@ def model_config(cfg: dict) -> MasterConfig:
     for section, key, name, conv in pairs:
         if key in section and section[key] is not None:
             overrides[name] = conv(section[key])
-    if enc and not overrides.get("with_encoder", False):
-        pass  # encoder_kwargs without with_encoder: the original built an unused encoder; we build none
     for key in ("widths", "blocks", "img_h", "img_w", "keep_ratio", "max_len", "d_ff"):
         if key in args:
             overrides[key] = args[key]

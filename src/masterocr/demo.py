@@ -19,24 +19,37 @@ from masterocr.infer.recognizer import Recognizer, default_weights_path
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
-def _fallback_recognizer(workdir: Path) -> Recognizer:
-    """Train the tiny preset briefly on words rendered with Pillow's built-in font."""
+def render_plain_word(text: str, height: int = 32):
+    """Black text on white with Pillow's built-in scalable font: needs no font files."""
     from PIL import Image, ImageDraw, ImageFont
 
+    font = ImageFont.load_default(size=height - 8)
+    left, top, right, bottom = font.getbbox(text)
+    img = Image.new("RGB", (right - left + 8, height), "white")
+    ImageDraw.Draw(img).text((4 - left, (height - (bottom - top)) // 2 - top), text, fill="black", font=font)
+    return img
+
+
+def write_word_set(root: Path, words: list[str]) -> Path:
+    """root/images/NNN.png, root/gt.txt (name,label) and root/labels.jsonl ({ImageFile, Label})."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    lines, jl = [], []
+    for i, w in enumerate(words):
+        name = f"{i:03d}.png"
+        render_plain_word(w).save(root / "images" / name)
+        lines.append(f"{name},{w}")
+        jl.append(json.dumps({"ImageFile": name, "Label": w}))
+    (root / "gt.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "labels.jsonl").write_text("\n".join(jl) + "\n", encoding="utf-8")
+    return root
+
+
+def _fallback_recognizer(workdir: Path) -> Recognizer:
+    """Train the tiny preset briefly on words rendered with Pillow's built-in font."""
     from masterocr.train.trainer import train
 
     words = ["BEACH", "beach", "RONALDO", "NOTICE", "renard", "word", "text", "demo", "MASTER", "ocr", "2024", "Cafe"]
-    root = workdir / "words"
-    (root / "images").mkdir(parents=True)
-    lines = []
-    for i, w in enumerate(words):
-        font = ImageFont.load_default(size=24)
-        l, t, r, b = font.getbbox(w)
-        img = Image.new("RGB", (r - l + 8, 32), "white")
-        ImageDraw.Draw(img).text((4 - l, (32 - (b - t)) // 2 - t), w, fill="black", font=font)
-        img.save(root / "images" / f"{i}.png")
-        lines.append(f"{i}.png,{w}")
-    (root / "gt.txt").write_text("\n".join(lines) + "\n")
+    root = write_word_set(workdir / "words", words)
     data = {"type": "TextDataset", "args": {"txt_file": str(root / "gt.txt"), "img_root": str(root / "images")}}
     cfg = {
         "name": "demo", "run_id": "tiny", "seed": 1, "distributed": False, "augment": False,

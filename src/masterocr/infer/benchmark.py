@@ -12,12 +12,14 @@ from masterocr.evaluate import Counts
 from masterocr.infer.recognizer import Recognizer
 
 
-def find_lmdbs(root: str | Path) -> list[Path]:
-    """Every folder under root (root included) that holds a data.mdb, sorted."""
+def benchmark_sets(root: str | Path) -> list[Path]:
+    """Every folder under root (root included) that holds a data.mdb, as the hierarchy dataset finds them."""
+    from masterocr.data.datasets import find_lmdbs
+
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"data root {root} is not a folder")
-    found = sorted({p.parent for p in root.rglob("data.mdb")})
+    found = [root / rel for rel in find_lmdbs(root)]
     if not found:
         raise UserError(f"no LMDB (a folder with data.mdb) under {root}")
     return found
@@ -51,7 +53,7 @@ def evaluate_benchmarks(
     """One row per LMDB set and a sample-weighted total."""
     root = Path(data_root)
     rows, total = [], Counts()
-    for path in find_lmdbs(root):
+    for path in benchmark_sets(root):
         counts = evaluate_lmdb(recognizer, path, batch_size, progress)
         name = str(path.relative_to(root)) if path != root else path.name
         rows.append((name, counts.metrics()))

@@ -59,7 +59,6 @@ def init_distributed(want_distributed: bool, device_spec: str | None) -> DistInf
     if world <= 1 or not want_distributed:
         if world > 1:
             log.warning("launched with WORLD_SIZE=%d but distributed is off: every process trains alone", world)
-            return DistInfo(0, 1, 0, device)
         return DistInfo(0, 1, 0, device)
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
