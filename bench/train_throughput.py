@@ -2,6 +2,7 @@
 
     python bench/train_throughput.py                       # tiny batch 8 x 6 steps, paper batch 2 x 3 steps
     python bench/train_throughput.py --nproc 1 2 --presets tiny paper --tiny-batch 8 --paper-batch 2
+    python bench/train_throughput.py --nproc 1 --presets tiny --precisions fp32 compile   # torch.compile
 
 Each configuration is one process group (torchrun for N > 1) that builds each preset once and times full
 training steps (forward with teacher forcing, cross-entropy, backward, DDP all-reduce, clipping, Adam step) on
@@ -23,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+# "compile" is fp32 through torch.compile (inductor); its first step, the compilation, is reported apart
+PRECISIONS = ("fp32", "bf16", "fp16", "compile")
 
 
 def worker(args) -> None:
@@ -52,13 +54,14 @@ def worker(args) -> None:
         targets = charset.encode_batch(words, max(charset.label_length(w) for w in words))
         for prec in args.precisions:
             dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec)
+            step_net = torch.compile(net) if prec == "compile" else net
             scaler = torch.amp.GradScaler("cpu", enabled=prec == "fp16")
             times = []
             for i in range(steps + 1):
                 t0 = time.perf_counter()
                 ctx = torch.autocast("cpu", dtype=dtype) if dtype else torch.autocast("cpu", enabled=False)
                 with ctx:
-                    logits = net(images, targets)
+                    logits = step_net(images, targets)
                 loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets[:, 1:].reshape(-1),
                                        ignore_index=PAD)
                 scaler.scale(loss).backward()
@@ -69,11 +72,13 @@ def worker(args) -> None:
                 opt.zero_grad(set_to_none=True)
                 if world > 1:
                     dist.barrier()
-                if i:  # the first step warms up
+                if i:  # the first step warms up (and compiles)
                     times.append(time.perf_counter() - t0)
+                else:
+                    first = time.perf_counter() - t0
             med = statistics.median(times)
             rows.append({"preset": preset, "nproc": world, "precision": prec, "batch_per_rank": batch,
-                         "steps": steps, "s_per_step": med, "img_per_s": batch * world / med})
+                         "steps": steps, "s_per_step": med, "img_per_s": batch * world / med, "first_step_s": first})
             if rank == 0:  # as we go: a run cut short by --timeout keeps what it measured
                 Path(args.out).write_text(json.dumps(rows))
         if rank == 0 and world == 1:
@@ -131,11 +136,12 @@ def main() -> None:
     print(f"CPU cores {os.cpu_count()}, OMP_NUM_THREADS={args.threads} per process, "
           f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min), "
           f"wall {time.perf_counter() - t0:.0f} s")
-    print(f"{'preset':7} {'procs':>5} {'precision':9} {'batch/rank':>10} {'steps':>5} {'s/step':>8} {'img/s':>8}")
+    print(f"{'preset':7} {'procs':>5} {'precision':9} {'batch/rank':>10} {'steps':>5} {'s/step':>8} {'img/s':>8} "
+          f"{'1st step s':>10}")
     for r in rows:
         if "img_per_s" in r:
             print(f"{r['preset']:7} {r['nproc']:>5} {r['precision']:9} {r['batch_per_rank']:>10} {r['steps']:>5} "
-                  f"{r['s_per_step']:>8.3f} {r['img_per_s']:>8.1f}")
+                  f"{r['s_per_step']:>8.3f} {r['img_per_s']:>8.1f} {r['first_step_s']:>10.1f}")
     for r in rows:
         if "checkpoint_mb" in r:
             print(f"checkpoint {r['preset']}: {r['params_m']:.2f}M parameters, model + Adam state "

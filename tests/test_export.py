@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +187,17 @@ def test_int8_decoder_runs_with_same_shapes():
         out = q.decode(x, max_len=6, suppress_eos=True)
     assert out.tokens.shape == ref.tokens.shape == (3, 7)
     assert torch.isfinite(out.probs).all() and (out.probs > 0).all()
+
+
+def test_cli_predict_int8_and_its_wrong_combinations(tmp_path, capsys):
+    from masterocr.cli import main
+
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    assert main(["predict", "--int8", "--img-folder", str(samples), "--output-folder", str(tmp_path)]) == 0
+    entries = json.loads((tmp_path / "predict_result.json").read_text())
+    assert [e["result"] for e in entries if e["filename"] == "001.jpg"] == ["BEACH"]
+    capsys.readouterr()
+    assert main(["predict", "--int8", "--backend", "onnx", "--img-folder", str(samples)]) != 0
+    assert "--int8 applies to the torch backend" in capsys.readouterr().err
+    assert main(["predict", "--int8", "--device", "cuda:0", "--img-folder", str(samples)]) != 0
+    assert "int8 inference runs on the CPU only" in capsys.readouterr().err

@@ -43,3 +43,10 @@ def test_demo_prints_text_and_scores_for_the_samples():
     for name, text in EXPECTED.items():
         assert any(line.startswith(name) and f" {text} " in line for line in out.stdout.splitlines())
     assert "master_small.safetensors" in out.stdout
+
+
+def test_int8_recognizer_reads_the_samples_like_fp32():
+    rec = Recognizer.from_checkpoint(None, int8=True)
+    assert rec.source.endswith("(int8)")
+    preds = rec.predict([SAMPLES / name for name in EXPECTED])
+    assert {name: p.text for name, p in zip(EXPECTED, preds)} == EXPECTED

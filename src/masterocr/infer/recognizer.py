@@ -128,13 +128,24 @@ class Recognizer:
         self.cfg: MasterConfig = model.cfg
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> Recognizer:
-        """Load a training checkpoint (.pth, weights_only) or shipped weights (.safetensors); None = shipped."""
-        model, charset, source = load_model(path)
-        rec = cls(model, charset, device)
-        rec.source = source
-        return rec
+    def from_checkpoint(
+        cls, path: str | Path | None = None, device: str | torch.device = "cpu", int8: bool = False
+    ) -> Recognizer:
+        """Load a training checkpoint (.pth, weights_only) or shipped weights (.safetensors); None = shipped.
 
+        `int8=True` (CPU only) folds conv+BN and quantizes the decoder's Linear layers to dynamic int8;
+        `bench/accuracy.py` measures what that costs in accuracy.
+        """
+        model, charset, source = load_model(path)
+        if int8:
+            if torch.device(device).type != "cpu":
+                raise UserError("int8 inference runs on the CPU only; drop --int8 or use --device cpu")
+            from masterocr.infer.fast import optimize
+
+            model = optimize(model, fold_bn=True, int8=True)
+        rec = cls(model, charset, device)
+        rec.source = source + (" (int8)" if int8 else "")
+        return rec
 
     def __call__(self, images, **kwargs) -> list[Prediction]:
         return self.predict(images, **kwargs)
