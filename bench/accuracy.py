@@ -1,12 +1,12 @@
 """Accuracy benchmark: the shipped model on held-out synthetic words and on real crops, peers side by side.
 
     python bench/accuracy.py [--checkpoint CKPT] [--real-dir ../shared/data/real-eval] [--synth-count 500]
-                             [--variants fp32,int8,onnx]
+                             [--variants fp32,int8,onnx,onnx-int8]
 
-Prints one table measured in one run: the model as shipped (fp32), the dynamic-int8 decoder and the exported
-ONNX graphs on onnxruntime, each on the same images at batch 1. Peers (Tesseract with --psm 8,
-rapidocr-onnxruntime's recognizer: `pip install -e '.[bench]'`)
-are optional: skipped with a note when absent. The real crops are for evaluation only: never train or tune on them.
+Prints one table measured in one run: the model as shipped (fp32), its dynamic-int8 decoder, the exported
+ONNX graphs on onnxruntime and their int8 version (`masterocr export --int8`), each on the same images at
+batch 1. Peers (Tesseract with --psm 8, rapidocr-onnxruntime's recognizer: `pip install -e '.[bench]'`) are
+optional: skipped with a note when absent. The real crops are for evaluation only: never train or tune on them.
 """
 
 from __future__ import annotations
@@ -51,8 +51,14 @@ def build_variants(checkpoint: str | None, names: list[str], tmp: Path, threads:
             from masterocr.infer.export import OnnxRecognizer, export_onnx
 
             out.append(("masterocr onnx", OnnxRecognizer(export_onnx(checkpoint, tmp / "onnx"), threads=threads)))
+        elif name == "onnx-int8":
+            from masterocr.infer.export import OnnxRecognizer
+            from masterocr.infer.quantize import export_onnx_int8
+
+            folder = export_onnx_int8(checkpoint, tmp / "onnx-int8")  # calibrated on synthetic training fonts
+            out.append(("masterocr onnx int8", OnnxRecognizer(folder, threads=threads)))
         else:
-            raise SystemExit(f"unknown variant {name!r}: use fp32, int8, onnx")
+            raise SystemExit(f"unknown variant {name!r}: use fp32, int8, onnx, onnx-int8")
     return out
 
 
@@ -103,7 +109,7 @@ def main() -> None:
     parser.add_argument("--synth-count", type=int, default=500)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--variants", default="fp32,int8,onnx", help="comma list of fp32, int8, onnx")
+    parser.add_argument("--variants", default="fp32,int8,onnx,onnx-int8", help="comma list of those four")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"load average before: {os.getloadavg()[0]:.2f}", file=sys.stderr)

@@ -201,3 +201,35 @@ def test_cli_predict_int8_and_its_wrong_combinations(tmp_path, capsys):
     assert "--int8 applies to the torch backend" in capsys.readouterr().err
     assert main(["predict", "--int8", "--device", "cuda:0", "--img-folder", str(samples)]) != 0
     assert "int8 inference runs on the CPU only" in capsys.readouterr().err
+
+
+def test_int8_onnx_export_of_the_shipped_model_reads_the_samples(tmp_path, capsys):
+    import onnx
+
+    from masterocr.cli import main
+    from masterocr.infer.export import OnnxRecognizer
+
+    out = tmp_path / "int8"
+    assert main(["export", "--int8", "--calib-count", "32", "--out", str(out)]) == 0
+    ops = {n.op_type for n in onnx.load(str(out / "encoder.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    dec_ops = {n.op_type for n in onnx.load(str(out / "decoder_step.onnx")).graph.node}
+    assert dec_ops & {"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul"}
+    assert "int8" in json.loads((out / "model.json").read_text())["quantized"]
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    preds = OnnxRecognizer(out).predict([samples / "001.jpg", samples / "real_0120.png"])
+    assert [p.text for p in preds] == ["BEACH", "renard"]
+
+
+def test_int8_quantization_refuses_bad_inputs(tmp_path):
+    from masterocr.errors import UserError
+    from masterocr.infer.quantize import export_onnx_int8, quantize_exported
+
+    with pytest.raises(UserError, match="not an exported model folder"):
+        quantize_exported(tmp_path, tmp_path / "out", np.zeros((1, 1, 32, 128), np.float32))
+    (tmp_path / "crops").mkdir()
+    (tmp_path / "crops" / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(UserError, match="holds no readable image"):
+        export_onnx_int8(None, tmp_path / "out", calib_images=tmp_path / "crops")
+    with pytest.raises(UserError, match="does not exist"):
+        export_onnx_int8(None, tmp_path / "out", calib_images=tmp_path / "nowhere")

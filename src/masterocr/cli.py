@@ -212,14 +212,25 @@ def add_export(sub) -> None:
     p.add_argument("--checkpoint", help="checkpoint or weights (default: the shipped model)")
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--int8", action="store_true",
+                   help="static int8 convolutions + dynamic int8 decoder matmuls (see bench/accuracy.py)")
+    p.add_argument("--calib-images", help="--int8: a folder of crops from your domain (default: synthetic words)")
+    p.add_argument("--calib-count", type=int, default=128, help="--int8: calibration images (default 128)")
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args) -> int:
-    from masterocr.infer.export import export_onnx
+    if args.int8:
+        from masterocr.infer.quantize import export_onnx_int8
 
-    out = export_onnx(args.checkpoint, args.out)
-    print(json.dumps({"out": str(out)}))
+        if args.calib_count < 1:
+            raise UserError(f"--calib-count must be >= 1, got {args.calib_count}")
+        out = export_onnx_int8(args.checkpoint, args.out, args.calib_count, args.calib_images)
+    else:
+        from masterocr.infer.export import export_onnx
+
+        out = export_onnx(args.checkpoint, args.out)
+    print(json.dumps({"out": str(out), "int8": args.int8}))
     return 0
 
 
