@@ -10,6 +10,7 @@ and random images, EOS suppressed so every row decodes exactly `len` characters 
   fold      + conv/BN folding (infer/fast.py)         fold+cl  + channels_last backbone
   fold+i8   + dynamic int8 decoder Linears            compile  + torch.compile(backbone) (--compile)
   ort       onnxruntime, exported encoder + cached step, NumPy greedy loop
+  ort-i8    the same graphs quantized by `masterocr export --int8` (int8 convs + dynamic int8 matmuls)
   orig      (--original) the original's decoding: full recompute over all max_len+2 positions, max_len+1 steps
   floor     FLOPs/image of the cached decode (FlopCounterMode) / measured 2048^2 fp32 matmul rate
   x floor   cached / floor, and best / floor
@@ -34,6 +35,7 @@ import torch
 from masterocr.charset import Charset
 from masterocr.infer.export import OnnxRecognizer, export_model
 from masterocr.infer.fast import optimize
+from masterocr.infer.quantize import quantize_exported
 from masterocr.model import build_model
 
 warnings.filterwarnings("ignore")
@@ -90,6 +92,8 @@ def doctr_runner(preset_cfg):
         from doctr.models import recognition  # noqa: F401
     except ImportError:
         return None, "skipped: python-doctr not installed"
+    except RuntimeError as exc:  # torchvision built for another torch (e.g. a CUDA wheel beside CPU torch)
+        return None, f"skipped: python-doctr does not import here ({exc}); it needs a torchvision built for this torch"
     model = recognition.master(pretrained=False, pretrained_backbone=False).eval()
 
     def run(b: int, length: int):
@@ -100,7 +104,7 @@ def doctr_runner(preset_cfg):
     return run, "docTR master, 3x32x128, its own max length"
 
 
-def bench_row(preset, model, variants, ort, x, length, reps, rate, args, doctr_run) -> list:
+def bench_row(preset, model, variants, ort, ort_i8, x, length, reps, rate, args, doctr_run) -> list:
     """One table row: every method on the same batch x decoding exactly `length` characters."""
     b = x.size(0)
     r = {}
@@ -115,6 +119,7 @@ def bench_row(preset, model, variants, ort, x, length, reps, rate, args, doctr_r
         r[name] = median_ms(lambda m=m: dec(m), reps) / b
     arr = x.numpy()
     r["ort"] = median_ms(lambda: ort.decode_arrays(arr, max_len=length, suppress_eos=True), reps) / b
+    r["ort-i8"] = median_ms(lambda: ort_i8.decode_arrays(arr, max_len=length, suppress_eos=True), reps) / b
     r["doctr"] = (median_ms(lambda: doctr_run(b, length), reps) / b) if doctr_run else "n/i"
     if args.original:
         r["orig"] = median_ms(lambda: original_decode(model, x), 1) / b if b == 1 else None
@@ -126,7 +131,7 @@ def bench_row(preset, model, variants, ort, x, length, reps, rate, args, doctr_r
     speeds = [v for k, v in r.items() if isinstance(v, float) and k not in ("full", "orig", "doctr")]
     row = [preset, b, length, r["full"], r["cached"], r["fold"], r["fold+cl"], r["fold+i8"]]
     row += [r["compile"]] if args.compile else []
-    row += [r["ort"], r["doctr"]] + ([r["orig"]] if args.original else [])
+    row += [r["ort"], r["ort-i8"], r["doctr"]] + ([r["orig"]] if args.original else [])
     row += [flops / 1e9, floor, r["cached"] / floor, min(speeds) / floor, f"{agree_i8:.2f}/{agree_ort:.2f}"]
     return row
 
@@ -162,7 +167,7 @@ def main(argv=None) -> int:
     doctr_run, doctr_note = doctr_runner(None)
     header = ["preset", "B", "len", "full", "cached", "fold", "fold+cl", "fold+i8"]
     header += ["compile"] if args.compile else []
-    header += ["ort", "doctr"] + (["orig"] if args.original else [])
+    header += ["ort", "ort-i8", "doctr"] + (["orig"] if args.original else [])
     header += ["GFLOP/img", "floor", "cached/floor", "best/floor", "agree i8/ort"]
     rows = []
     t0 = time.time()
@@ -178,15 +183,17 @@ def main(argv=None) -> int:
         if args.compile:
             variants["compile"] = optimize(model, compile=True)
         with tempfile.TemporaryDirectory() as tmp:
-            export_model(model, charset, tmp)
-            ort = OnnxRecognizer(tmp, threads=threads)
+            export_model(model, charset, f"{tmp}/fp32")
+            ort = OnnxRecognizer(f"{tmp}/fp32", threads=threads)
+            calibration = torch.randn(16, cfg.in_channels, cfg.img_h, cfg.img_w).numpy()  # random weights anyway
+            ort_i8 = OnnxRecognizer(quantize_exported(f"{tmp}/fp32", f"{tmp}/int8", calibration), threads=threads)
         for b in [int(v) for v in args.batches.split(",")]:
             if preset == "paper" and b > 1 and not args.full:
                 continue
             x = torch.randn(b, cfg.in_channels, cfg.img_h, cfg.img_w)
             for length in (10, cfg.max_len):
                 reps = max(1, args.reps if preset != "paper" else min(args.reps, 2))
-                rows.append(bench_row(preset, model, variants, ort, x, length, reps, rate, args, doctr_run))
+                rows.append(bench_row(preset, model, variants, ort, ort_i8, x, length, reps, rate, args, doctr_run))
                 row = "  ".join(f"{h}={fmt(v)}" for h, v in zip(header, rows[-1]))
                 print(f"  done ({time.time() - t0:.0f}s): {row}", file=sys.stderr, flush=True)
     after = load1()
