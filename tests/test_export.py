@@ -198,7 +198,7 @@ def test_cli_predict_int8_and_its_wrong_combinations(tmp_path, capsys):
     assert [e["result"] for e in entries if e["filename"] == "001.jpg"] == ["BEACH"]
     capsys.readouterr()
     assert main(["predict", "--int8", "--backend", "onnx", "--img-folder", str(samples)]) != 0
-    assert "--int8 applies to the torch backend" in capsys.readouterr().err
+    assert "--int8/--dtype apply to the torch backend" in capsys.readouterr().err
     assert main(["predict", "--int8", "--device", "cuda:0", "--img-folder", str(samples)]) != 0
     assert "int8 inference runs on the CPU only" in capsys.readouterr().err
 

@@ -50,3 +50,20 @@ def test_int8_recognizer_reads_the_samples_like_fp32():
     assert rec.source.endswith("(int8)")
     preds = rec.predict([SAMPLES / name for name in EXPECTED])
     assert {name: p.text for name, p in zip(EXPECTED, preds)} == EXPECTED
+
+
+def test_bf16_recognizer_reads_the_samples_and_fp16_needs_a_gpu():
+    import pytest
+
+    from masterocr.errors import UserError
+
+    rec = Recognizer.from_checkpoint(None, dtype="bf16")
+    preds = rec.predict([SAMPLES / name for name in EXPECTED], return_attention=True)
+    assert {name: p.text for name, p in zip(EXPECTED, preds)} == EXPECTED
+    assert all(isinstance(p.score, float) and len(p.attention) == len(p.text) for p in preds)
+    with pytest.raises(UserError, match="needs a GPU"):
+        Recognizer.from_checkpoint(None, dtype="fp16")
+    with pytest.raises(UserError, match="not one of"):
+        Recognizer.from_checkpoint(None, dtype="int4")
+    with pytest.raises(UserError, match="not both"):
+        Recognizer.from_checkpoint(None, int8=True, dtype="bf16")

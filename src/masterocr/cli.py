@@ -78,27 +78,31 @@ def add_predict(sub) -> None:
     p.add_argument("--width", type=int, default=None, help="checked against the model's input width")
     p.add_argument("--height", type=int, default=None, help="checked against the model's input height")
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
-    p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (faster, see bench)")
+    p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
     p.set_defaults(func=cmd_predict)
 
 
-def load_recognizer(checkpoint: str | None, device: str, backend: str = "torch", int8: bool = False):
+def load_recognizer(
+    checkpoint: str | None, device: str, backend: str = "torch", int8: bool = False, dtype: str = "fp32"
+):
     if backend == "onnx":
-        if int8:
-            raise UserError("--int8 applies to the torch backend; the ONNX graphs run as exported")
+        if int8 or dtype != "fp32":
+            raise UserError("--int8/--dtype apply to the torch backend; the ONNX graphs run as exported "
+                            "(`masterocr export --int8` makes int8 graphs)")
         from masterocr.infer.export import OnnxRecognizer
 
         return OnnxRecognizer.from_path(checkpoint)
     from masterocr.infer.recognizer import Recognizer
 
-    return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8)
+    return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)
 
 
 def cmd_predict(args) -> int:
     from masterocr.infer.recognizer import predict_folder
 
     device = f"cuda:{args.gpu}" if args.gpu is not None and args.gpu >= 0 else args.device
-    rec = load_recognizer(args.checkpoint, device, args.backend, args.int8)
+    rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype)
     for flag, want, have in (("--width", args.width, rec.cfg.img_w), ("--height", args.height, rec.cfg.img_h)):
         if want is not None and want != have:
             raise UserError(f"{flag} {want} differs from the model's input size {have}; drop it or use the same")

@@ -17,6 +17,7 @@ from masterocr.model import MASTER, MasterConfig
 
 log = logging.getLogger(__name__)
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 REPO_WEIGHTS = Path(__file__).resolve().parents[3] / "weights"
 DEFAULT_WEIGHTS_NAME = "master_small.safetensors"
 
@@ -116,20 +117,32 @@ class Recognizer:
     """Reads text from word crops. `predict` takes paths, bytes, PIL images or arrays."""
 
     def __init__(
-        self, model: MASTER | None = None, charset: Charset | None = None, device: str | torch.device = "cpu"
+        self,
+        model: MASTER | None = None,
+        charset: Charset | None = None,
+        device: str | torch.device = "cpu",
+        dtype: str = "fp32",
     ) -> None:
-        """`Recognizer()` loads the shipped weights; or give a model and its charset."""
+        """`Recognizer()` loads the shipped weights; or give a model and its charset.
+
+        `dtype`: "fp32", "bf16" (GPUs; on a CPU without AMX it is slower than fp32) or "fp16" (GPUs only).
+        """
         self.source: str | None = None
         if model is None:
             model, charset, self.source = load_model()
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        if dtype not in DTYPES:
+            raise UserError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        if dtype == "fp16" and self.device.type == "cpu":
+            raise UserError("fp16 inference needs a GPU; use bf16 or fp32 on the CPU")
+        self.dtype = DTYPES[dtype]
+        self.model = model.to(self.device, self.dtype).eval()
         self.charset = charset or Charset.default()
         self.cfg: MasterConfig = model.cfg
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path | None = None, device: str | torch.device = "cpu", int8: bool = False
+        cls, path: str | Path | None = None, device: str | torch.device = "cpu", int8: bool = False, dtype: str = "fp32"
     ) -> Recognizer:
         """Load a training checkpoint (.pth, weights_only) or shipped weights (.safetensors); None = shipped.
 
@@ -143,8 +156,10 @@ class Recognizer:
             from masterocr.infer.fast import optimize
 
             model = optimize(model, fold_bn=True, int8=True)
-        rec = cls(model, charset, device)
-        rec.source = source + (" (int8)" if int8 else "")
+        if int8 and dtype != "fp32":
+            raise UserError("int8 replaces the float dtype: pass int8 or a dtype, not both")
+        rec = cls(model, charset, device, dtype)
+        rec.source = source + (" (int8)" if int8 else "" if dtype == "fp32" else f" ({dtype})")
         return rec
 
     def __call__(self, images, **kwargs) -> list[Prediction]:
@@ -160,7 +175,7 @@ class Recognizer:
     @torch.inference_mode()
     def predict_tensors(self, batch: torch.Tensor, return_attention: bool = False) -> list[Prediction]:
         """Decode a preprocessed batch (B, C, H, W)."""
-        out = self.model.decode(batch.to(self.device), return_attention=return_attention)
+        out = self.model.decode(batch.to(self.device, self.dtype), return_attention=return_attention)
         preds = [
             tokens_to_prediction(self.charset, t, p) for t, p in zip(out.tokens.tolist(), out.probs.tolist())
         ]
