@@ -149,15 +149,15 @@ class Recognizer:
         `int8=True` (CPU only) folds conv+BN and quantizes the decoder's Linear layers to dynamic int8;
         `bench/accuracy.py` measures what that costs in accuracy.
         """
+        if int8 and dtype != "fp32":
+            raise UserError("int8 replaces the float dtype: pass int8 or a dtype, not both")
+        if int8 and torch.device(device).type != "cpu":
+            raise UserError("int8 inference runs on the CPU only; drop --int8 or use --device cpu")
         model, charset, source = load_model(path)
         if int8:
-            if torch.device(device).type != "cpu":
-                raise UserError("int8 inference runs on the CPU only; drop --int8 or use --device cpu")
             from masterocr.infer.fast import optimize
 
             model = optimize(model, fold_bn=True, int8=True)
-        if int8 and dtype != "fp32":
-            raise UserError("int8 replaces the float dtype: pass int8 or a dtype, not both")
         rec = cls(model, charset, device, dtype)
         rec.source = source + (" (int8)" if int8 else "" if dtype == "fp32" else f" ({dtype})")
         return rec
