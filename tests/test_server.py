@@ -12,6 +12,7 @@ import io
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -322,3 +323,21 @@ def test_serve_without_shipped_weights_is_a_clear_user_error(monkeypatch, tmp_pa
     monkeypatch.setenv("MASTEROCR_WEIGHTS", str(tmp_path / "missing.safetensors"))
     with pytest.raises(UserError, match="no shipped weights"):
         serve(port=0)
+
+
+def test_int8_shipped_model_serves_the_bundled_sample():
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    app = create_app(Recognizer.from_checkpoint(None, int8=True))
+    with TestClient(app) as c:
+        r = c.post("/v1/recognize", files=[("file", ("001.jpg", (samples / "001.jpg").read_bytes(), "image/jpeg"))])
+        assert r.status_code == 200, r.text
+        assert r.json()["results"][0]["text"] == "BEACH"
+        assert c.get("/v1/model").json()["checkpoint"].endswith("(int8)")
+
+
+def test_serve_refuses_int8_with_a_dtype_before_loading():
+    from masterocr.errors import UserError
+    from masterocr.infer.server import serve
+
+    with pytest.raises(UserError, match="not both"):
+        serve(port=0, int8=True, dtype="bf16")

@@ -246,6 +246,8 @@ def add_serve(sub) -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--int8", action="store_true", help="CPU: dynamic int8 decoder Linears")
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="bf16/fp16 on GPUs")
     p.set_defaults(func=cmd_serve)
 
 
@@ -253,7 +255,7 @@ def cmd_serve(args) -> int:
     from masterocr.infer.server import serve
 
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
-          max_wait_ms=args.max_wait_ms, device=args.device)
+          max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype)
     return 0
 
 

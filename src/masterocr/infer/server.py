@@ -419,12 +419,16 @@ def serve(
     max_batch: int = 32,
     max_wait_ms: float = 5.0,
     device: str = "cpu",
+    int8: bool = False,
+    dtype: str = "fp32",
     **kwargs: Any,
 ) -> None:
-    """Load `checkpoint` (None = the shipped weights; UserError when absent) and serve it with uvicorn."""
+    """Load `checkpoint` (None = the shipped weights; UserError when absent) and serve it with uvicorn.
+
+    `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`."""
     import uvicorn
 
-    recognizer = Recognizer.from_checkpoint(checkpoint, device=device)
+    recognizer = Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding %s: the service has no authentication; anyone who can reach it can use it", host)
