@@ -67,3 +67,29 @@ def test_bf16_recognizer_reads_the_samples_and_fp16_needs_a_gpu():
         Recognizer.from_checkpoint(None, dtype="int4")
     with pytest.raises(UserError, match="not both"):
         Recognizer.from_checkpoint(None, int8=True, dtype="bf16")
+
+
+def test_cli_test_reports_every_lmdb_under_a_root_for_torch_int8_and_onnx(tmp_path, capsys):
+    from masterocr.cli import main
+
+    root = tmp_path / "evaluation"
+    for name in ("set_a", "nested/set_b"):
+        assert main(["lmdb", "--labels", str(SAMPLES / "labels.jsonl"), "--img-root", str(SAMPLES),
+                     "--out", str(root / name)]) == 0  # fmt: skip
+    capsys.readouterr()
+    exported = tmp_path / "onnx"
+    assert main(["export", "--out", str(exported)]) == 0
+    capsys.readouterr()
+    results = {}
+    for extra in ([], ["--int8"], ["--backend", "onnx", "--checkpoint", str(exported)]):
+        assert main(["test", "--data-root", str(root), "--json", *extra]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert set(rows) == {"set_a", "nested/set_b", "total"}
+        assert rows["total"]["num_labels"] == 10 and rows["set_a"]["num_labels"] == 5
+        results[" ".join(extra[:2])] = rows["set_a"]["word_acc"]
+    # each runtime scores what the plain Recognizer reads exactly (at least the EXPECTED crops)
+    labels = read_labels(SAMPLES / "labels.jsonl")
+    preds = Recognizer().predict([SAMPLES / n for n in labels])
+    exact = sum(p.text == gold for p, gold in zip(preds, labels.values())) / len(labels)
+    assert exact >= len(EXPECTED) / len(labels)
+    assert results == {"": exact, "--int8": exact, "--backend onnx": exact}

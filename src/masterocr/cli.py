@@ -77,10 +77,15 @@ def add_predict(sub) -> None:
     p.add_argument("--gpu", type=int, default=None, help="the original's GPU index (same as --device cuda:N)")
     p.add_argument("--width", type=int, default=None, help="checked against the model's input width")
     p.add_argument("--height", type=int, default=None, help="checked against the model's input height")
-    p.add_argument("--backend", choices=["torch", "onnx"], default="torch")
+    add_runtime_options(p)
+    p.set_defaults(func=cmd_predict)
+
+
+def add_runtime_options(p) -> None:
+    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                   help="onnx: --checkpoint is a folder written by `masterocr export`")
     p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
-    p.set_defaults(func=cmd_predict)
 
 
 def load_recognizer(
@@ -147,6 +152,7 @@ def add_test(sub) -> None:
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=64)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
+    add_runtime_options(p)
     p.set_defaults(func=cmd_test)
 
 
@@ -154,7 +160,7 @@ def cmd_test(args) -> int:
     from masterocr.evaluate import format_table
     from masterocr.infer.benchmark import evaluate_benchmarks
 
-    rec = load_recognizer(args.checkpoint, args.device)
+    rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype)
     rows = evaluate_benchmarks(rec, args.data_root, args.batch_size)
     if args.json:
         print(json.dumps(dict(rows)))
