@@ -341,3 +341,29 @@ def test_serve_refuses_int8_with_a_dtype_before_loading():
 
     with pytest.raises(UserError, match="not both"):
         serve(port=0, int8=True, dtype="bf16")
+
+
+def test_onnx_backend_serves_without_attention_maps(tmp_path):
+    from masterocr.infer.export import OnnxRecognizer, export_onnx
+
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    app = create_app(OnnxRecognizer(export_onnx(None, tmp_path / "onnx")))
+    with TestClient(app) as c:
+        blob = (samples / "001.jpg").read_bytes()
+        r = c.post("/v1/recognize?attention=true", files=[("file", ("001.jpg", blob, "image/jpeg"))])
+        assert r.status_code == 200, r.text
+        (entry,) = r.json()["results"]
+        assert entry["text"] == "BEACH" and entry["attention"] is None
+        info = c.get("/v1/model").json()
+        assert info["backend"] == "onnxruntime" and info["attention_maps"] is False
+        assert c.get("/").status_code == 200
+
+
+def test_serve_onnx_backend_needs_an_exported_folder(tmp_path):
+    from masterocr.errors import UserError
+    from masterocr.infer.server import serve
+
+    with pytest.raises(UserError, match="needs --checkpoint"):
+        serve(port=0, backend="onnx")
+    with pytest.raises(UserError, match="not an exported model folder"):
+        serve(checkpoint=str(tmp_path), port=0, backend="onnx")

@@ -88,23 +88,8 @@ def add_runtime_options(p) -> None:
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
 
 
-def load_recognizer(
-    checkpoint: str | None, device: str, backend: str = "torch", int8: bool = False, dtype: str = "fp32"
-):
-    if backend == "onnx":
-        if int8 or dtype != "fp32":
-            raise UserError("--int8/--dtype apply to the torch backend; the ONNX graphs run as exported "
-                            "(`masterocr export --int8` makes int8 graphs)")
-        from masterocr.infer.export import OnnxRecognizer
-
-        return OnnxRecognizer.from_path(checkpoint)
-    from masterocr.infer.recognizer import Recognizer
-
-    return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)
-
-
 def cmd_predict(args) -> int:
-    from masterocr.infer.recognizer import predict_folder
+    from masterocr.infer.recognizer import load_recognizer, predict_folder
 
     device = f"cuda:{args.gpu}" if args.gpu is not None and args.gpu >= 0 else args.device
     rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype)
@@ -159,6 +144,7 @@ def add_test(sub) -> None:
 def cmd_test(args) -> int:
     from masterocr.evaluate import format_table
     from masterocr.infer.benchmark import evaluate_benchmarks
+    from masterocr.infer.recognizer import load_recognizer
 
     rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype)
     rows = evaluate_benchmarks(rec, args.data_root, args.batch_size)
@@ -252,8 +238,7 @@ def add_serve(sub) -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--int8", action="store_true", help="CPU: dynamic int8 decoder Linears")
-    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="bf16/fp16 on GPUs")
+    add_runtime_options(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -261,7 +246,8 @@ def cmd_serve(args) -> int:
     from masterocr.infer.server import serve
 
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
-          max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype)
+          max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
+          backend=args.backend)
     return 0
 
 

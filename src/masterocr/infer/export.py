@@ -167,6 +167,9 @@ class OnnxRecognizer:
             self.decoder = ort.InferenceSession(str(folder / DECODER_FILE), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise UserError(f"cannot load the ONNX model in {folder}: {exc}") from exc
+        self.device = torch.device("cpu")
+        self.supports_attention = False
+        self.num_parameters = None  # the graphs hold folded constants too: no honest parameter count
         self.n_layers = self.cfg.num_decoder_layers
         self.heads = self.cfg.nhead
         self.head_dim = self.cfg.d_model // self.cfg.nhead
@@ -217,7 +220,8 @@ class OnnxRecognizer:
                 break
         return np.stack(tokens, 1), np.stack(probs, 1)
 
-    def predict_tensors(self, batch: torch.Tensor | np.ndarray) -> list:
+    def predict_tensors(self, batch: torch.Tensor | np.ndarray, return_attention: bool = False) -> list:
+        """Decode a preprocessed batch (B, C, H, W). The graphs output no attention: `attention` stays None."""
         from masterocr.infer.recognizer import tokens_to_prediction
 
         arr = batch.numpy() if isinstance(batch, torch.Tensor) else batch

@@ -137,6 +137,8 @@ class Recognizer:
             raise UserError("fp16 inference needs a GPU; use bf16 or fp32 on the CPU")
         self.dtype = DTYPES[dtype]
         self.model = model.to(self.device, self.dtype).eval()
+        self.supports_attention = True
+        self.num_parameters = sum(p.numel() for p in self.model.parameters())
         self.charset = charset or Charset.default()
         self.cfg: MasterConfig = model.cfg
 
@@ -215,3 +217,25 @@ def predict_folder(
     tmp.write_text(json.dumps(entries, ensure_ascii=False, indent=2), encoding="utf-8")
     tmp.replace(result)
     return result, entries
+
+
+def load_recognizer(
+    checkpoint: str | Path | None,
+    device: str | torch.device = "cpu",
+    backend: str = "torch",
+    int8: bool = False,
+    dtype: str = "fp32",
+):
+    """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder)."""
+    if backend == "onnx":
+        if int8 or dtype != "fp32":
+            raise UserError(
+                "--int8/--dtype apply to the torch backend; the ONNX graphs run as exported "
+                "(`masterocr export --int8` makes int8 graphs)"
+            )
+        from masterocr.infer.export import OnnxRecognizer
+
+        return OnnxRecognizer.from_path(checkpoint)
+    if backend != "torch":
+        raise UserError(f"backend {backend!r} is not torch or onnx")
+    return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.errors import UserError
-from masterocr.infer.recognizer import Prediction, Recognizer
+from masterocr.infer.recognizer import Prediction, Recognizer, load_recognizer
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +246,10 @@ def create_app(
         "attention_grid": {"height": cfg.img_h // 8, "width": cfg.img_w // 4},
         "checkpoint": str(source) if source else None,
         "sha256": _file_sha256(source),
-        "parameters": sum(p.numel() for p in recognizer.model.parameters()),
+        "parameters": recognizer.num_parameters,
         "device": str(recognizer.device),
+        "backend": "torch" if recognizer.supports_attention else "onnxruntime",
+        "attention_maps": recognizer.supports_attention,
         "serving": {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue,
                     "max_images_per_request": max_images_per_request, "max_request_bytes": max_request_bytes,
                     "max_pixels": max_pixels, "request_timeout_s": request_timeout_s},
@@ -387,7 +389,8 @@ def create_app(
         images = await read_images(request)
         prepared = await run_in_threadpool(preprocess_all, images)
         tensors = [p for p in prepared if isinstance(p, torch.Tensor)]
-        futures = batcher.submit(tensors, attention) if tensors else []
+        # the ONNX backend has no attention output: its entries then carry "attention": null
+        futures = batcher.submit(tensors, attention and recognizer.supports_attention) if tensors else []
         try:
             preds = await asyncio.wait_for(asyncio.gather(*futures), request_timeout_s) if futures else []
         except asyncio.TimeoutError:
@@ -404,7 +407,9 @@ def create_app(
             pred = next(it)
             entry = {"text": pred.text, "score": pred.score, "char_scores": pred.char_scores}
             if attention:
-                entry["attention"] = [[round(float(w), 5) for w in row] for row in (pred.attention or [])]
+                entry["attention"] = (
+                    None if pred.attention is None else [[round(float(w), 5) for w in row] for row in pred.attention]
+                )
             entry["error"] = None
             results.append(entry)
         return JSONResponse({"results": results})
@@ -421,14 +426,16 @@ def serve(
     device: str = "cpu",
     int8: bool = False,
     dtype: str = "fp32",
+    backend: str = "torch",
     **kwargs: Any,
 ) -> None:
     """Load `checkpoint` (None = the shipped weights; UserError when absent) and serve it with uvicorn.
 
-    `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`."""
+    `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`; `backend="onnx"` serves
+    a folder written by `masterocr export` on onnxruntime (faster on CPU at small batches, no attention maps)."""
     import uvicorn
 
-    recognizer = Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)
+    recognizer = load_recognizer(checkpoint, device, backend, int8, dtype)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding %s: the service has no authentication; anyone who can reach it can use it", host)
