@@ -329,9 +329,10 @@ def test_int8_shipped_model_serves_the_bundled_sample():
     samples = Path(__file__).resolve().parents[1] / "samples"
     app = create_app(Recognizer.from_checkpoint(None, int8=True))
     with TestClient(app) as c:
-        r = c.post("/v1/recognize", files=[("file", ("001.jpg", (samples / "001.jpg").read_bytes(), "image/jpeg"))])
+        blob = (samples / "real_0142.png").read_bytes()
+        r = c.post("/v1/recognize", files=[("file", ("real_0142.png", blob, "image/png"))])
         assert r.status_code == 200, r.text
-        assert r.json()["results"][0]["text"] == "BEACH"
+        assert r.json()["results"][0]["text"] == "NOTICE"
         assert c.get("/v1/model").json()["checkpoint"].endswith("(int8)")
 
 
@@ -349,11 +350,11 @@ def test_onnx_backend_serves_without_attention_maps(tmp_path):
     samples = Path(__file__).resolve().parents[1] / "samples"
     app = create_app(OnnxRecognizer(export_onnx(None, tmp_path / "onnx")))
     with TestClient(app) as c:
-        blob = (samples / "001.jpg").read_bytes()
-        r = c.post("/v1/recognize?attention=true", files=[("file", ("001.jpg", blob, "image/jpeg"))])
+        blob = (samples / "real_0142.png").read_bytes()
+        r = c.post("/v1/recognize?attention=true", files=[("file", ("real_0142.png", blob, "image/png"))])
         assert r.status_code == 200, r.text
         (entry,) = r.json()["results"]
-        assert entry["text"] == "BEACH" and entry["attention"] is None
+        assert entry["text"] == "NOTICE" and entry["attention"] is None
         info = c.get("/v1/model").json()
         assert info["backend"] == "onnxruntime" and info["attention_maps"] is False
         assert c.get("/").status_code == 200
