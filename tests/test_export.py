@@ -233,3 +233,5 @@ def test_int8_quantization_refuses_bad_inputs(tmp_path):
         export_onnx_int8(None, tmp_path / "out", calib_images=tmp_path / "crops")
     with pytest.raises(UserError, match="does not exist"):
         export_onnx_int8(None, tmp_path / "out", calib_images=tmp_path / "nowhere")
+    with pytest.raises(UserError, match="calib-count must be >= 1"):
+        export_onnx_int8(None, tmp_path / "out", calib_count=0, calib_images=tmp_path / "crops")

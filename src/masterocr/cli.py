@@ -219,8 +219,6 @@ def cmd_export(args) -> int:
     if args.int8:
         from masterocr.infer.quantize import export_onnx_int8
 
-        if args.calib_count < 1:
-            raise UserError(f"--calib-count must be >= 1, got {args.calib_count}")
         out = export_onnx_int8(args.checkpoint, args.out, args.calib_count, args.calib_images)
     else:
         from masterocr.infer.export import export_onnx

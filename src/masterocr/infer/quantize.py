@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -91,6 +90,8 @@ def export_onnx_int8(
     """
     from masterocr.infer.export import export_onnx
 
+    if calib_count < 1:
+        raise UserError(f"--calib-count must be >= 1, got {calib_count}")
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(checkpoint, Path(tmp) / "fp32")
         meta = json.loads((fp32 / META_FILE).read_text(encoding="utf-8"))
@@ -103,7 +104,6 @@ def export_onnx_int8(
             for name in (ENCODER_FILE, DECODER_FILE, META_FILE):
                 (out / name).unlink(missing_ok=True)
         quantize_exported(fp32, out, calibration)
-        shutil.rmtree(fp32, ignore_errors=True)
     return out
 
 
