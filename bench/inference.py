@@ -14,6 +14,9 @@ and random images, EOS suppressed so every row decodes exactly `len` characters 
   orig      (--original) the original's decoding: full recompute over all max_len+2 positions, max_len+1 steps
   floor     FLOPs/image of the cached decode (FlopCounterMode) / measured 2048^2 fp32 matmul rate
   x floor   cached / floor, and best / floor
+  roof      a roofline floor: each decoder step costs at least the time to read the decoder's fp32 weights,
+            at the rate a matrix-vector product of that many bytes reaches here (weights larger than the
+            last-level cache stream from memory: at batch 1 the paper decoder is bandwidth-bound, not FLOP-bound)
   agree     token agreement of fold+i8 and ort with cached (random weights: a sensitivity check only)
 
 Paper at batch 32 runs only with --full. The machine may be shared: the 1-minute load average is printed
@@ -61,6 +64,22 @@ def matmul_gflops(reps: int = 5) -> float:
     return 2 * 2048**3 / (ms / 1000) / 1e9
 
 
+def stream_rate(nbytes: int, reps: int = 5) -> float:
+    """Bytes/s of a fp32 matrix-vector product over a matrix of `nbytes` (the decoder step's weight traffic)."""
+    w = torch.randn(max(1, nbytes // 4 // 512), 512)
+    v = torch.randn(512)
+    ms = median_ms(lambda: w @ v, reps)
+    return w.numel() * 4 / (ms / 1000)
+
+
+def step_weight_bytes(model) -> int:
+    """fp32 weights one cached step reads: the decoder layers (less the once-per-image memory projections),
+    the final norm and the generator."""
+    n = sum(p.numel() for n, p in model.decoder.named_parameters() if ".kv_proj." not in n)
+    n += sum(p.numel() for p in (*model.decoder_norm.parameters(), *model.generator.parameters()))
+    return n * 4
+
+
 def decode_flops(model, x, length: int) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -104,7 +123,7 @@ def doctr_runner(preset_cfg):
     return run, "docTR master, 3x32x128, its own max length"
 
 
-def bench_row(preset, model, variants, ort, ort_i8, x, length, reps, rate, args, doctr_run) -> list:
+def bench_row(preset, model, variants, ort, ort_i8, x, length, reps, rate, stream, args, doctr_run) -> list:
     """One table row: every method on the same batch x decoding exactly `length` characters."""
     b = x.size(0)
     r = {}
@@ -128,11 +147,15 @@ def bench_row(preset, model, variants, ort, ort_i8, x, length, reps, rate, args,
     agree_ort = float((ort.decode_arrays(arr, max_len=length, suppress_eos=True)[0] == ref.numpy()).mean())
     flops = decode_flops(model, x, length) / b
     floor = flops / (rate * 1e9) * 1000
+    step_flops = (flops - decode_flops(model, x, 0) / b) / length  # one more step costs this much
+    step_ms = max(step_flops * b / (rate * 1e9), step_weight_bytes(model) / stream) * 1000 / b
+    roof = ((flops - (length + 1) * step_flops) / (rate * 1e9) * 1000) + (length + 1) * step_ms
     speeds = [v for k, v in r.items() if isinstance(v, float) and k not in ("full", "orig", "doctr")]
     row = [preset, b, length, r["full"], r["cached"], r["fold"], r["fold+cl"], r["fold+i8"]]
     row += [r["compile"]] if args.compile else []
     row += [r["ort"], r["ort-i8"], r["doctr"]] + ([r["orig"]] if args.original else [])
-    row += [flops / 1e9, floor, r["cached"] / floor, min(speeds) / floor, f"{agree_i8:.2f}/{agree_ort:.2f}"]
+    row += [flops / 1e9, floor, r["cached"] / floor, min(speeds) / floor, roof, r["cached"] / roof]
+    row += [f"{agree_i8:.2f}/{agree_ort:.2f}"]
     return row
 
 
@@ -168,13 +191,19 @@ def main(argv=None) -> int:
     header = ["preset", "B", "len", "full", "cached", "fold", "fold+cl", "fold+i8"]
     header += ["compile"] if args.compile else []
     header += ["ort", "ort-i8", "doctr"] + (["orig"] if args.original else [])
-    header += ["GFLOP/img", "floor", "cached/floor", "best/floor", "agree i8/ort"]
+    header += ["GFLOP/img", "floor", "cached/floor", "best/floor", "roof", "cached/roof", "agree i8/ort"]
     rows = []
     t0 = time.time()
     for preset in args.presets.split(","):
         torch.manual_seed(0)
         model = build_model(preset, charset).eval()
         cfg = model.cfg
+        stream = stream_rate(step_weight_bytes(model))
+        print(
+            f"{preset}: a cached step reads {step_weight_bytes(model) / 1e6:.1f} MB of fp32 weights; "
+            f"matrix-vector rate over that many bytes {stream / 1e9:.1f} GB/s",
+            flush=True,
+        )
         variants = {
             "fold": optimize(model),
             "fold+cl": optimize(model, channels_last=True),
@@ -193,7 +222,9 @@ def main(argv=None) -> int:
             x = torch.randn(b, cfg.in_channels, cfg.img_h, cfg.img_w)
             for length in (10, cfg.max_len):
                 reps = max(1, args.reps if preset != "paper" else min(args.reps, 2))
-                rows.append(bench_row(preset, model, variants, ort, ort_i8, x, length, reps, rate, args, doctr_run))
+                rows.append(
+                    bench_row(preset, model, variants, ort, ort_i8, x, length, reps, rate, stream, args, doctr_run)
+                )
                 row = "  ".join(f"{h}={fmt(v)}" for h, v in zip(header, rows[-1]))
                 print(f"  done ({time.time() - t0:.0f}s): {row}", file=sys.stderr, flush=True)
     after = load1()
@@ -203,7 +234,8 @@ def main(argv=None) -> int:
     for r in rows:
         print("  ".join(fmt(v).rjust(w) for v, w in zip(r, widths)))
     print()
-    print("ms per image (median of reps after a warm-up); floor = FLOPs of the cached decode / matmul rate")
+    print("ms per image (median of reps after a warm-up); floor = FLOPs of the cached decode / matmul rate;")
+    print("roof = floor with each decoder step at least its weight bytes / the matrix-vector rate measured above")
     print(f"doctr: {doctr_note}")
     print(f"load average (1 min) before {before:.2f}, after {after:.2f}; total {time.time() - t0:.0f}s")
     if max(before, after) > 0.5:

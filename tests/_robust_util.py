@@ -103,3 +103,21 @@ def tiny_weights(path: Path, max_len: int = 4) -> Path:
     model = build_model(get_preset("tiny", max_len=max_len), charset)  # short decode: fast on a busy CPU
     save_weights(model.state_dict(), model.cfg.to_dict(), charset.keys, path, dtype=None)
     return path
+
+
+def legacy_state_dict(state: dict) -> dict:
+    """The same weights keyed as masterocr 0.1.0 saved them: separate q/k/v projections in every attention."""
+    legacy = {}
+    for key, value in state.items():
+        stem, _, kind = key.rpartition(".")
+        if stem.endswith(".self_attn.qkv"):
+            names = ("q_proj", "k_proj", "v_proj")
+        elif stem.endswith(".cross_attn.kv_proj"):
+            names = ("k_proj", "v_proj")
+        else:
+            legacy[key] = value.clone()
+            continue
+        base = stem.rpartition(".")[0]
+        for name, part in zip(names, value.chunk(len(names))):
+            legacy[f"{base}.{name}.{kind}"] = part.clone()
+    return legacy

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _robust_util import tiny_weights
+from _robust_util import legacy_state_dict, tiny_weights
 from conftest import write_word_set
 
 from masterocr.cli import main
@@ -185,6 +185,18 @@ def test_resume_from_weights_only_file_is_a_clear_error(cfg_path, tmp_path, caps
         err = capsys.readouterr().err
         assert f"{path} holds weights only, no training state to resume; use --finetune" in err
         _no_traceback(err)
+
+
+def test_resume_from_a_checkpoint_before_the_fused_projections_is_a_clear_error(trained, cfg_path, tmp_path, capsys):
+    ckpt = torch.load(trained, map_location="cpu", weights_only=True)
+    ckpt["model_state_dict"] = legacy_state_dict(ckpt["model_state_dict"])
+    old = tmp_path / "checkpoint-0.1.0.pth"
+    torch.save(ckpt, old)
+    assert main(["train", "-c", str(cfg_path), "-r", str(old), "-d", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{old} was written by masterocr 0.1.0" in err and "--finetune" in err
+    _no_traceback(err)
+    assert Recognizer.from_checkpoint(old).model is not None  # its weights still load for inference
 
 
 # full disk -------------------------------------------------------------------------------------------------------

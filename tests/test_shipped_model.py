@@ -93,3 +93,34 @@ def test_cli_test_reports_every_lmdb_under_a_root_for_torch_int8_and_onnx(tmp_pa
     exact = sum(p.text == gold for p, gold in zip(preds, labels.values())) / len(labels)
     assert exact >= len(EXPECTED) / len(labels)
     assert results == {"": exact, "--int8": exact, "--backend onnx": exact}
+
+
+def test_cached_fast_path_growing_cache_and_full_recompute_agree_on_trained_weights():
+    """The three greedy decoders on the shipped model, one batch of every bundled sample (mixed lengths)."""
+    import torch
+
+    rec = Recognizer()
+    names = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in {".png", ".jpg"})
+    batch = torch.stack([rec.preprocess(SAMPLES / n) for n in names])
+    fast = rec.model.decode(batch)  # preallocated key/value buffers
+    grow = rec.model.decode(batch, return_attention=True)  # keys/values concatenated step by step
+    full = rec.model.decode(batch, use_cache=False)
+    lengths = {int((row != 0).sum()) for row in fast.probs}
+    assert len(lengths) > 1, "the samples should decode to different lengths"
+    for other in (grow, full):
+        assert torch.equal(fast.tokens, other.tokens)
+        assert torch.allclose(fast.probs, other.probs, atol=1e-5)
+
+
+def test_weights_saved_before_the_fused_projections_still_load():
+    """Checkpoints with separate q/k/v projections (masterocr 0.1.0) load into the fused layers unchanged."""
+    import torch
+    from _robust_util import legacy_state_dict
+
+    rec = Recognizer()
+    legacy = legacy_state_dict(rec.model.state_dict())
+    assert any(".self_attn.q_proj." in k for k in legacy) and not any(".qkv." in k for k in legacy)
+    model = type(rec.model)(rec.model.cfg, rec.model.num_classes)
+    model.load_state_dict(legacy)  # strict: every fused key is filled, no legacy key is left over
+    for a, b in zip(model.state_dict().values(), rec.model.state_dict().values()):
+        assert torch.equal(a, b)

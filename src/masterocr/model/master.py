@@ -12,7 +12,16 @@ from torch import nn
 from masterocr.charset import EOS, PAD, SOS
 from masterocr.model.backbone import Backbone
 from masterocr.model.config import MasterConfig
-from masterocr.model.decoder import KV, DecoderLayer, EncoderLayer, PositionalEncoding
+from masterocr.model.decoder import (
+    KV,
+    CrossAttention,
+    DecoderLayer,
+    EncoderLayer,
+    PositionalEncoding,
+    SelfAttention,
+    fast_layer_norm,
+    fast_linear,
+)
 
 
 @dataclass
@@ -55,6 +64,9 @@ class MASTER(nn.Module):
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
+        for m in self.modules():  # fused q/k/v projections: each block initialised as its own matrix
+            if isinstance(m, (SelfAttention, CrossAttention)):
+                m.reset_blocks()
 
     # encoder side -----------------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -90,6 +102,13 @@ class MASTER(nn.Module):
                 weights = w[:, :, -1].mean(1)  # (B, S): heads averaged, last position
         return self.generator(self.decoder_norm(x[:, -1])), new_cache, weights
 
+    def _cached_step(self, tokens: torch.Tensor, mem_kv: list[KV], caches: list[KV], pos: int) -> torch.Tensor:
+        """Inference fast path: tokens (B,) at position `pos` -> logits (B, V), through preallocated caches."""
+        x = self.embed(tokens) * math.sqrt(self.cfg.d_model) + self.token_pos.pe[pos]
+        for layer, kv, cache in zip(self.decoder, mem_kv, caches):
+            x = layer.step(x, kv, cache, pos)
+        return fast_linear(self.generator, fast_layer_norm(self.decoder_norm, x))
+
     def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Teacher forcing. targets (B, T) = [SOS] text [EOS] PAD...; returns logits (B, T-1, V) that
         predict targets[:, 1:]."""
@@ -118,13 +137,19 @@ class MASTER(nn.Module):
         memory = self.encode(images)
         mem_kv = self.memory_kv(memory)
         b = images.size(0)
-        prefix = torch.full((b, 1), SOS, dtype=torch.long, device=images.device)
+        prefix = torch.full((b, 1), SOS, dtype=torch.long, device=images.device)  # grows only without the cache
+        last = prefix[:, 0]
         done = torch.zeros(b, dtype=torch.bool, device=images.device)
         tokens, probs, attns = [], [], []
-        cache = None
+        cache, caches, w = None, None, None
+        if use_cache and not return_attention:  # fast path: keys/values written into preallocated buffers
+            shape = (b, self.cfg.nhead, max_len + 1, self.cfg.d_model // self.cfg.nhead)
+            caches = [(memory.new_empty(shape), memory.new_empty(shape)) for _ in self.decoder]
         for step in range(max_len + 1):
-            if use_cache:
-                logits, cache, w = self.decode_step(prefix[:, -1:], mem_kv, cache, step, return_attention)
+            if caches is not None:
+                logits = self._cached_step(last, mem_kv, caches, step)
+            elif use_cache:
+                logits, cache, w = self.decode_step(last.unsqueeze(1), mem_kv, cache, step, return_attention)
             else:
                 logits, _, w = self.decode_step(prefix, mem_kv, None, 0, return_attention)
             if suppress_eos:
@@ -136,7 +161,9 @@ class MASTER(nn.Module):
             if w is not None:
                 attns.append(w)
             done = done | (nxt == EOS)
-            prefix = torch.cat([prefix, nxt.unsqueeze(1)], dim=1)
+            last = nxt
+            if not use_cache:
+                prefix = torch.cat([prefix, nxt.unsqueeze(1)], dim=1)
             if bool(done.all()):
                 break
         attention = torch.stack(attns, 1) if attns else None

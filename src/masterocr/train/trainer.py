@@ -231,6 +231,12 @@ class Trainer:
                 f"{ckpt['_path']} holds weights only, no training state to resume; "
                 "use --finetune to start from these weights, or resume from a checkpoint-*.pth"
             )
+        if any(".self_attn.q_proj." in k for k in ckpt["model_state_dict"]):
+            raise UserError(
+                f"{ckpt['_path']} was written by masterocr 0.1.0, before the attention projections were fused: "
+                "its weights load, its optimizer state does not fit; continue with --finetune on it (weights kept, "
+                "optimizer and schedule fresh), or finish the run with masterocr 0.1.0"
+            )
         self._load_weights(ckpt, strict=True)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scheduler and ckpt.get("lr_scheduler"):
