@@ -110,9 +110,9 @@ def legacy_state_dict(state: dict) -> dict:
     legacy = {}
     for key, value in state.items():
         stem, _, kind = key.rpartition(".")
-        if stem.endswith(".self_attn.qkv"):
+        if stem.endswith(".qkv"):  # self-attention of decoder and encoder layers
             names = ("q_proj", "k_proj", "v_proj")
-        elif stem.endswith(".cross_attn.kv_proj"):
+        elif stem.endswith(".kv_proj"):
             names = ("k_proj", "v_proj")
         else:
             legacy[key] = value.clone()

@@ -189,7 +189,8 @@ def test_resume_from_weights_only_file_is_a_clear_error(cfg_path, tmp_path, caps
 
 def test_resume_from_a_checkpoint_before_the_fused_projections_is_a_clear_error(trained, cfg_path, tmp_path, capsys):
     ckpt = torch.load(trained, map_location="cpu", weights_only=True)
-    ckpt["model_state_dict"] = legacy_state_dict(ckpt["model_state_dict"])
+    fused = ckpt["model_state_dict"]
+    ckpt["model_state_dict"] = legacy_state_dict(fused)
     old = tmp_path / "checkpoint-0.1.0.pth"
     torch.save(ckpt, old)
     assert main(["train", "-c", str(cfg_path), "-r", str(old), "-d", "cpu"]) == 2
@@ -197,6 +198,11 @@ def test_resume_from_a_checkpoint_before_the_fused_projections_is_a_clear_error(
     assert f"{old} was written by masterocr 0.1.0" in err and "--finetune" in err
     _no_traceback(err)
     assert Recognizer.from_checkpoint(old).model is not None  # its weights still load for inference
+    # and --finetune keeps every tensor of it (names are upgraded before they are compared)
+    trainer = Trainer(json.loads(cfg_path.read_text()), device="cpu", finetune=old)
+    own = trainer.model.state_dict()
+    for key, value in fused.items():
+        assert torch.equal(own[key.removeprefix("module.")], value), key
 
 
 # full disk -------------------------------------------------------------------------------------------------------

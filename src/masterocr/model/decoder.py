@@ -2,6 +2,10 @@
 
 The decoder is pre-LN (LayerNorm before each sublayer, one final LayerNorm), as in MASTER. Every layer owns
 its norms; the original shared one LayerNorm module across all of them, a quirk we do not copy.
+
+Queries/keys/values of self-attention are one Linear (`qkv`), the memory's keys/values another (`kv_proj`): one
+GEMM instead of three or two. `DecoderLayer.forward` serves training, full recompute and ONNX export;
+`DecoderLayer.step` is greedy decoding's fast path (one position, preallocated key/value buffers, no dropout).
 """
 
 from __future__ import annotations
@@ -64,16 +68,43 @@ def _xavier_blocks(weight: torch.Tensor, blocks: int) -> None:
         nn.init.xavier_uniform_(block)
 
 
-def _fuse_legacy(state_dict: dict, prefix: str, old: tuple[str, ...], new: str) -> None:
-    """Checkpoints from before the fused projections hold q_proj/k_proj/v_proj: concatenate them."""
-    for kind in ("weight", "bias"):
-        keys = [f"{prefix}{name}.{kind}" for name in old]
-        if all(k in state_dict for k in keys):
-            state_dict[f"{prefix}{new}.{kind}"] = torch.cat([state_dict.pop(k) for k in keys])
+class _FusedProjection(nn.Module):
+    """An attention whose Linear `FUSED` stacks what masterocr 0.1.0 kept as the separate Linears `LEGACY`:
+    each block is initialised like its own matrix, and 0.1.0 state dicts are concatenated on load."""
+
+    FUSED: str
+    LEGACY: tuple[str, ...]
+
+    def reset_blocks(self) -> None:
+        _xavier_blocks(getattr(self, self.FUSED).weight, len(self.LEGACY))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self.fuse_legacy(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @classmethod
+    def fuse_legacy(cls, state_dict: dict, prefix: str) -> None:
+        """In place: the LEGACY tensors under `prefix` (if all there) become the FUSED one."""
+        for kind in ("weight", "bias"):
+            keys = [f"{prefix}{name}.{kind}" for name in cls.LEGACY]
+            if all(k in state_dict for k in keys):
+                state_dict[f"{prefix}{cls.FUSED}.{kind}"] = torch.cat([state_dict.pop(k) for k in keys])
 
 
-class SelfAttention(nn.Module):
+def upgrade_state_dict(state_dict: dict) -> dict:
+    """A copy of a state dict with masterocr 0.1.0's separate q/k/v projections fused, for code that compares
+    keys before loading (finetuning keeps the tensors whose name and shape match)."""
+    state = dict(state_dict)
+    for key in [k for k in state if k.endswith(".k_proj.weight")]:  # every 0.1.0 attention had a k_proj
+        prefix = key.removesuffix("k_proj.weight")
+        (CrossAttention if prefix.endswith(".cross_attn.") else SelfAttention).fuse_legacy(state, prefix)
+    return state
+
+
+class SelfAttention(_FusedProjection):
     """Multi-head self-attention; queries, keys and values come from one fused projection (one GEMM)."""
+
+    FUSED, LEGACY = "qkv", ("q_proj", "k_proj", "v_proj")
 
     def __init__(self, d_model: int, nhead: int, dropout: float) -> None:
         super().__init__()
@@ -81,13 +112,6 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out_proj = nn.Linear(d_model, d_model)
         self.dropout = dropout
-
-    def reset_blocks(self) -> None:
-        _xavier_blocks(self.qkv.weight, 3)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        _fuse_legacy(state_dict, prefix, ("q_proj", "k_proj", "v_proj"), "qkv")
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, T, D) -> queries, keys, values (B, H, T, Dh)."""
@@ -102,8 +126,10 @@ class SelfAttention(nn.Module):
         return self.out_proj(attend(q, k, v, causal, False, drop)[0]), (k, v)
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_FusedProjection):
     """Multi-head attention over the memory; its keys/values are projected once per image (one fused GEMM)."""
+
+    FUSED, LEGACY = "kv_proj", ("k_proj", "v_proj")
 
     def __init__(self, d_model: int, nhead: int, dropout: float) -> None:
         super().__init__()
@@ -112,13 +138,6 @@ class CrossAttention(nn.Module):
         self.kv_proj = nn.Linear(d_model, 2 * d_model)
         self.out_proj = nn.Linear(d_model, d_model)
         self.dropout = dropout
-
-    def reset_blocks(self) -> None:
-        _xavier_blocks(self.kv_proj.weight, 2)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        _fuse_legacy(state_dict, prefix, ("k_proj", "v_proj"), "kv_proj")
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def project_kv(self, memory: torch.Tensor) -> KV:
         """memory (B, S, D) -> keys, values (B, H, S, Dh)."""

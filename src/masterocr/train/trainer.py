@@ -26,6 +26,7 @@ from masterocr.config import charset_from_config, model_config, train_settings
 from masterocr.errors import UserError
 from masterocr.evaluate import Counts
 from masterocr.model import build_model
+from masterocr.model.decoder import upgrade_state_dict
 from masterocr.train import optim
 from masterocr.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
 from masterocr.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
@@ -208,6 +209,7 @@ class Trainer:
                     "use the config it was trained with, or --finetune to load the matching weights only"
                 ) from exc
             return
+        state = upgrade_state_dict(state)  # 0.1.0 names -> fused, before names and shapes are compared
         own = self.model.state_dict()
         fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         skipped = sorted(set(own) - set(fit))
