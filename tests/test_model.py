@@ -104,6 +104,23 @@ def test_gca_fusion_types_and_multiple_headers_keep_shapes(fusion):
     assert m(x, CHARSET.encode_batch(["a"], 1)).shape == (1, 2, len(CHARSET))
 
 
+def test_gca_concat_conv_equals_the_originals_concatenation_and_its_gradients():
+    from masterocr.model.backbone import MultiAspectGCA
+
+    torch.manual_seed(0)
+    gca = MultiAspectGCA(32, 0.0625, 2, "channel_concat", True)
+    x, term = torch.randn(3, 32, 4, 16), torch.randn(3, 32, 1, 1, requires_grad=True)
+    ours = gca.concat_conv(x, term)
+    (ours**2).sum().backward()
+    grads = [p.grad.clone() for p in (gca.cat_conv.weight, gca.cat_conv.bias, term)]
+    gca.zero_grad(), term.grad.zero_()
+    ref = gca.cat_conv(torch.cat([x, term.expand_as(x)], dim=1))
+    (ref**2).sum().backward()
+    assert torch.allclose(ours, ref, atol=1e-5)
+    for a, b in zip(grads, (gca.cat_conv.weight.grad, gca.cat_conv.bias.grad, term.grad)):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_share_parameter_builds_one_shared_layer():
     m = build_model(get_preset("tiny", share_parameter=True), CHARSET)
     assert m.decoder[0] is m.decoder[1]

@@ -44,7 +44,7 @@ def _gca_forward_static(self, x: torch.Tensor) -> torch.Tensor:
         return x + term
     if self.fusion == "channel_mul":
         return x * torch.sigmoid(term)
-    out = self.cat_conv(torch.cat([x, term.expand_as(x)], dim=1))
+    out = self.concat_conv(x, term)
     return F.relu(F.layer_norm(out, [int(s) for s in out.shape[1:]]))
 
 
