@@ -1,6 +1,9 @@
 """Plot training curves (loss, validation word accuracy) from a run's TensorBoard log to a PNG, with Pillow.
 
-    python scripts/plot_curves.py RUN_DIR OUT.png
+    python scripts/plot_curves.py RUN_DIR [RUN_DIR ...] OUT.png
+
+Several run folders are drawn one after the other (a finetuning run restarts at step 0: its steps are shifted
+to follow the previous run's last step).
 """
 
 from __future__ import annotations
@@ -37,9 +40,23 @@ def panel(draw: ImageDraw.ImageDraw, box, series, title: str, font, color) -> No
     draw.text((x1 - 90, y1 - 16), f"step {smax}", fill="#444", font=font)
 
 
+def chained(run_dirs: list[Path]) -> dict[str, list[tuple[int, float]]]:
+    """The scalars of consecutive runs on one step axis."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    offset = 0
+    for run_dir in run_dirs:
+        scalars = read_scalars(run_dir / "log")
+        for tag, series in scalars.items():
+            out.setdefault(tag, []).extend((offset + s, v) for s, v in series)
+        offset += max((s for series in scalars.values() for s, _ in series), default=0)
+    return out
+
+
 def main() -> None:
-    run_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
-    scalars = read_scalars(run_dir / "log")
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
+    *run_dirs, out = [Path(a) for a in sys.argv[1:]]
+    scalars = chained(run_dirs)
     font = ImageFont.load_default(size=14)
     img = Image.new("RGB", (900, 360), "white")
     draw = ImageDraw.Draw(img)
