@@ -33,14 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def masterocr_reader(rec):
     """path/image -> text at batch 1 (image decoding included)."""
-    rec.predict([rec_warmup_image(rec)], batch_size=1)  # first-call allocations are not per-image cost
-    return lambda img: rec.predict([img], batch_size=1)[0].text or ""
-
-
-def rec_warmup_image(rec):
     import numpy as np
 
-    return np.full((rec.cfg.img_h, rec.cfg.img_w, 3), 255, dtype=np.uint8)
+    blank = np.full((rec.cfg.img_h, rec.cfg.img_w, 3), 255, dtype=np.uint8)
+    rec.predict([blank], batch_size=1)  # warm-up: first-call allocations are not per-image cost
+    return lambda img: rec.predict([img], batch_size=1)[0].text or ""
 
 
 def score(read, inputs: list, golds: list[str]) -> tuple[dict, float]:

@@ -168,6 +168,7 @@ class OnnxRecognizer:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise UserError(f"cannot load the ONNX model in {folder}: {exc}") from exc
         self.device = torch.device("cpu")
+        self.backend = "onnxruntime"
         self.supports_attention = False
         self.num_parameters = None  # the graphs hold folded constants too: no honest parameter count
         self.n_layers = self.cfg.num_decoder_layers

@@ -137,6 +137,7 @@ class Recognizer:
             raise UserError("fp16 inference needs a GPU; use bf16 or fp32 on the CPU")
         self.dtype = DTYPES[dtype]
         self.model = model.to(self.device, self.dtype).eval()
+        self.backend = "torch"
         self.supports_attention = True
         self.num_parameters = sum(p.numel() for p in self.model.parameters())
         self.charset = charset or Charset.default()

@@ -248,7 +248,7 @@ def create_app(
         "sha256": _file_sha256(source),
         "parameters": recognizer.num_parameters,
         "device": str(recognizer.device),
-        "backend": "torch" if recognizer.supports_attention else "onnxruntime",
+        "backend": recognizer.backend,
         "attention_maps": recognizer.supports_attention,
         "serving": {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue,
                     "max_images_per_request": max_images_per_request, "max_request_bytes": max_request_bytes,

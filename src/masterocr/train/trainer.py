@@ -233,7 +233,7 @@ class Trainer:
                 f"{ckpt['_path']} holds weights only, no training state to resume; "
                 "use --finetune to start from these weights, or resume from a checkpoint-*.pth"
             )
-        if any(".self_attn.q_proj." in k for k in ckpt["model_state_dict"]):
+        if upgrade_state_dict(ckpt["model_state_dict"]).keys() != ckpt["model_state_dict"].keys():
             raise UserError(
                 f"{ckpt['_path']} was written by masterocr 0.1.0, before the attention projections were fused: "
                 "its weights load, its optimizer state does not fit; continue with --finetune on it (weights kept, "
