@@ -47,7 +47,7 @@ def read_run(run_dir: Path) -> dict:
     config = json.loads((run_dir / "config.json").read_text())
     log_text = (run_dir / "train.log").read_text() if (run_dir / "train.log").exists() else ""
     params = re.search(r"model ([\d.]+M) parameters", log_text)
-    scalars = read_scalars(run_dir / "log", wall_time=True)
+    scalars = read_scalars(run_dir / "log")
     clock = training_clock([w for series in scalars.values() for _, _, w in series],
                            [w for _, _, w in scalars.get("train/loss", [])])
     val = sorted((s, clock[w] / 60, v) for s, v, w in scalars.get("val/word_acc", []))
@@ -66,10 +66,10 @@ def acc_at(val: list[tuple[int, float, float]], *, step: int | None = None, minu
     if step is not None:
         hits = [a for s, _, a in val if s == step]
         return f"{100 * hits[0]:.1f}" if hits else "-"
-    done = [(m, a) for _, m, a in val if m <= minutes]
-    if not val or val[-1][1] < minutes * 0.97:  # the run did not train that long
+    if not val or val[-1][1] < minutes * 0.97:  # the run did not train that long (3 % slack: startup, rounding)
         return "-"
-    return f"{100 * done[-1][1]:.1f}" if done else "0"
+    done = [a for _, m, a in val if m <= minutes]
+    return f"{100 * done[-1]:.1f}" if done else "0"
 
 
 def plot(runs: list[dict], out: Path) -> None:

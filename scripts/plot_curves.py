@@ -14,16 +14,13 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 
-def read_scalars(log_dir: Path, wall_time: bool = False) -> dict[str, list[tuple]]:
-    """Every scalar of a TensorBoard log folder: tag -> [(step, value)], or [(step, value, wall_time)]."""
+def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
+    """Every scalar of a TensorBoard log folder: tag -> [(step, value, wall_time)]."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
     acc.Reload()
-    return {
-        tag: [(e.step, e.value, e.wall_time) if wall_time else (e.step, e.value) for e in acc.Scalars(tag)]
-        for tag in acc.Tags()["scalars"]
-    }
+    return {tag: [(e.step, e.value, e.wall_time) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def panel(draw: ImageDraw.ImageDraw, box, series, title: str, font, color) -> None:
@@ -51,8 +48,8 @@ def chained(run_dirs: list[Path]) -> dict[str, list[tuple[int, float]]]:
     for run_dir in run_dirs:
         scalars = read_scalars(run_dir / "log")
         for tag, series in scalars.items():
-            out.setdefault(tag, []).extend((offset + s, v) for s, v in series)
-        offset += max((s for series in scalars.values() for s, _ in series), default=0)
+            out.setdefault(tag, []).extend((offset + s, v) for s, v, _ in series)
+        offset += max((s for series in scalars.values() for s, _, _ in series), default=0)
     return out
 
 
