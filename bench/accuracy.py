@@ -1,13 +1,15 @@
 """Accuracy benchmark: the shipped model on held-out synthetic words and on real crops, peers side by side.
 
     python bench/accuracy.py [--checkpoint CKPT] [--real-dir ../shared/data/real-eval] [--synth-count 500]
-                             [--variants fp32,int8,onnx,onnx-int8]
+                             [--variants fp32,int8,onnx,onnx-int8] [--by-font]
 
 Prints one table measured in one run: the model as shipped (fp32), its dynamic-int8 decoder, the exported
 ONNX graphs on onnxruntime and their int8 version (`masterocr export --int8`), each on the same images at
 batch 1. Peers (Tesseract with --psm 8, rapidocr-onnxruntime's recognizer: `pip install -e '.[bench]'`) are
 optional: skipped with a note when absent. ms_per_img: one pass for the synthetic rows; for the real crops the
 median of --speed-passes passes, every reader taking its turn in each round (this host's speed drifts).
+--by-font adds a second table: the first variant's accuracy per held-out font family, and on as many words
+rendered the same way in the training fonts (is the error the unseen type design, or the rendering?).
 The real crops are for evaluation only: never train or tune on them.
 """
 
@@ -111,8 +113,12 @@ def rapidocr_reader():
     return read
 
 
-def synthetic_heldout(rec: Recognizer, count: int, seed: int) -> tuple[list, list[str]]:
-    """Rendered words in fonts the training split never saw (the font split is by family)."""
+def synthetic_words(
+    rec: Recognizer, count: int, seed: int, fonts: str = "heldout"
+) -> tuple[list, list[str], list[str]]:
+    """Rendered words, their labels and font families. "heldout": fonts the training split never saw (the
+    split is by family); "train": the training fonts, rendered the same way."""
+    from masterocr.data.fonts import font_family
     from masterocr.data.synth import SynthDataset
 
     ds = SynthDataset(
@@ -124,14 +130,35 @@ def synthetic_heldout(rec: Recognizer, count: int, seed: int) -> tuple[list, lis
         training=False,
         seed=seed,
         length=count,
-        fonts="heldout",
+        fonts=fonts,
     )
-    images, golds = [], []
+    images, golds, families = [], [], []
     for i in range(count):
-        img, label = ds.synth.sample(ds.rng_for(i))
+        img, label, font = ds.synth.sample_with_font(ds.rng_for(i))
         images.append(img)
         golds.append(label)
-    return images, golds
+        families.append(font_family(font))
+    return images, golds, families
+
+
+def by_font_rows(rec: Recognizer, heldout: tuple[list, list[str], list[str]], seen: tuple) -> list:
+    """Exact accuracy per held-out font family, then over all of them and over the training fonts: how much of
+    the error is the unseen type design and how much the rendering itself."""
+    def read(images, golds, families):
+        texts = [p.text or "" for p in rec.predict(images, batch_size=32)]
+        per: dict[str, Counts] = {}
+        for text, gold, fam in zip(texts, golds, families):
+            per.setdefault(fam, Counts()).add(text, gold)
+        total = Counts()
+        for text, gold in zip(texts, golds):
+            total.add(text, gold)
+        return per, total.metrics()
+
+    per, total = read(*heldout)
+    rows = sorted(((f"held-out family: {fam}", c.metrics()) for fam, c in per.items()), key=lambda r: r[1]["word_acc"])
+    rows.append(("all held-out families", total))
+    rows.append((f"training fonts ({len(set(seen[2]))} families seen), same renderer", read(*seen)[1]))
+    return rows
 
 
 def main() -> None:
@@ -142,6 +169,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", default="fp32,int8,onnx,onnx-int8", help="comma list of those four")
+    parser.add_argument(
+        "--by-font",
+        action="store_true",
+        help="also the first variant's accuracy per held-out font family, and on as many words in the training fonts",
+    )
     parser.add_argument("--speed-passes", type=int, default=3, help="timed passes over the real crops per reader")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -152,10 +184,14 @@ def main() -> None:
         first = variants[0][1]
         print(f"model: {first.source}", file=sys.stderr)
         readers = {label: masterocr_reader(rec) for label, rec in variants}
-        images, golds = synthetic_heldout(first, args.synth_count, args.seed)
+        images, golds, families = synthetic_words(first, args.synth_count, args.seed)
         for label, read in readers.items():
             m, ms = score(read, images, golds)
             rows.append((f"{label} / synth held-out fonts", {**m, "ms_per_img": f"{ms:.1f}"}))
+
+        if args.by_font:
+            seen = synthetic_words(first, args.synth_count, args.seed, fonts="train")
+            font_rows = by_font_rows(first, (images, golds, families), seen)
 
         labels_file = args.real_dir / "labels.jsonl"
         if labels_file.exists():
@@ -175,6 +211,9 @@ def main() -> None:
         else:
             notes.append(f"real crops: {labels_file} not found (pass --real-dir)")
     print(format_table(rows, ["word_acc", "word_acc_ci", "word_acc_str", "edit_acc", "num_labels", "ms_per_img"]))
+    if args.by_font:
+        print(f"\n{variants[0][0]}, synthetic words by font (batch 32):")
+        print(format_table(font_rows, ["word_acc", "word_acc_ci", "word_acc_str", "edit_acc", "num_labels"]))
     for n in notes:
         print(f"note: {n}")
     print(f"threads {args.threads}; load average after: {os.getloadavg()[0]:.2f}")

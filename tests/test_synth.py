@@ -341,3 +341,18 @@ def test_charset_file_for_generate(tmp_path, font_dir):
 def test_module_exports():
     for name in ("render_word", "generate", "render_grid", "SynthDataset", "TextSampler", "Synthesizer"):
         assert hasattr(synth, name)
+
+
+def test_sample_with_font_names_the_font_that_drew_it(system_fonts):
+    """Same image and label as `sample` for the same rng, and the font is one of the synthesizer's that draws
+    every character of the label (the per-font accuracy table relies on this)."""
+    synth_ = Synthesizer(CHARSET, system_fonts, height=32, seed=5)
+    fonts_used = set()
+    for i in range(30):
+        img, label = synth_.sample(random.Random(i))
+        img2, label2, font = synth_.sample_with_font(random.Random(i))
+        assert (label2, _png_hash(img2)) == (label, _png_hash(img))
+        assert font in synth_.fonts
+        assert set(label) - {" "} <= supported_chars(font, CHARSET.keys)
+        fonts_used.add(font)
+    assert len(fonts_used) > 1 or len(synth_.families) == 1

@@ -774,6 +774,11 @@ class Synthesizer:
         return rng.choice(rng.choice(self.families))
 
     def sample(self, rng: random.Random) -> tuple[Image.Image, str]:
+        img, text, _ = self.sample_with_font(rng)
+        return img, text
+
+    def sample_with_font(self, rng: random.Random) -> tuple[Image.Image, str, str]:
+        """`sample`, plus the path of the font that drew it (for per-font error analysis)."""
         for _ in range(10):
             text = self.sampler.sample(rng)
             font = self.pick_font(rng)
@@ -785,7 +790,7 @@ class Synthesizer:
                 drawn = supported_chars(font, self.keys)
                 text = " ".join("".join(c for c in text if c in drawn).split())
             if text:
-                return render_word(text, font, rng, self.height, self.width), text
+                return render_word(text, font, rng, self.height, self.width), text, font
         raise UserError("could not render any label: the fonts draw none of the charset's characters")
 
 
