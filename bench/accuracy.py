@@ -144,13 +144,13 @@ def synthetic_words(
 def by_font_rows(rec: Recognizer, heldout: tuple[list, list[str], list[str]], seen: tuple) -> list:
     """Exact accuracy per held-out font family, then over all of them and over the training fonts: how much of
     the error is the unseen type design and how much the rendering itself."""
+
     def read(images, golds, families):
         texts = [p.text or "" for p in rec.predict(images, batch_size=32)]
         per: dict[str, Counts] = {}
+        total = Counts()
         for text, gold, fam in zip(texts, golds, families):
             per.setdefault(fam, Counts()).add(text, gold)
-        total = Counts()
-        for text, gold in zip(texts, golds):
             total.add(text, gold)
         return per, total.metrics()
 
