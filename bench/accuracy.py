@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -113,9 +114,14 @@ def rapidocr_reader():
     return read
 
 
-def synthetic_words(
-    rec: Recognizer, count: int, seed: int, fonts: str = "heldout"
-) -> tuple[list, list[str], list[str]]:
+class RenderedWords(NamedTuple):
+    images: list
+    golds: list[str]
+    families: list[str]  # the font family that drew each word
+    split_families: int  # how many families the font split holds (a small sample may not draw them all)
+
+
+def synthetic_words(rec: Recognizer, count: int, seed: int, fonts: str = "heldout") -> RenderedWords:
     """Rendered words, their labels and font families. "heldout": fonts the training split never saw (the
     split is by family); "train": the training fonts, rendered the same way."""
     from masterocr.data.fonts import font_family
@@ -138,26 +144,26 @@ def synthetic_words(
         images.append(img)
         golds.append(label)
         families.append(font_family(font))
-    return images, golds, families
+    return RenderedWords(images, golds, families, len(ds.synth.families))
 
 
-def by_font_rows(rec: Recognizer, heldout: tuple[list, list[str], list[str]], seen: tuple) -> list:
+def by_font_rows(rec: Recognizer, heldout: RenderedWords, seen: RenderedWords) -> list:
     """Exact accuracy per held-out font family, then over all of them and over the training fonts: how much of
     the error is the unseen type design and how much the rendering itself."""
 
-    def read(images, golds, families):
-        texts = [p.text or "" for p in rec.predict(images, batch_size=32)]
+    def read(words: RenderedWords):
+        texts = [p.text or "" for p in rec.predict(words.images, batch_size=32)]
         per: dict[str, Counts] = {}
         total = Counts()
-        for text, gold, fam in zip(texts, golds, families):
+        for text, gold, fam in zip(texts, words.golds, words.families):
             per.setdefault(fam, Counts()).add(text, gold)
             total.add(text, gold)
         return per, total.metrics()
 
-    per, total = read(*heldout)
+    per, total = read(heldout)
     rows = sorted(((f"held-out family: {fam}", c.metrics()) for fam, c in per.items()), key=lambda r: r[1]["word_acc"])
     rows.append(("all held-out families", total))
-    rows.append((f"training fonts ({len(set(seen[2]))} families seen), same renderer", read(*seen)[1]))
+    rows.append((f"training fonts ({seen.split_families} families), same renderer", read(seen)[1]))
     return rows
 
 
@@ -184,14 +190,15 @@ def main() -> None:
         first = variants[0][1]
         print(f"model: {first.source}", file=sys.stderr)
         readers = {label: masterocr_reader(rec) for label, rec in variants}
-        images, golds, families = synthetic_words(first, args.synth_count, args.seed)
+        heldout = synthetic_words(first, args.synth_count, args.seed)
+        images, golds = heldout.images, heldout.golds
         for label, read in readers.items():
             m, ms = score(read, images, golds)
             rows.append((f"{label} / synth held-out fonts", {**m, "ms_per_img": f"{ms:.1f}"}))
 
         if args.by_font:
             seen = synthetic_words(first, args.synth_count, args.seed, fonts="train")
-            font_rows = by_font_rows(first, (images, golds, families), seen)
+            font_rows = by_font_rows(first, heldout, seen)
 
         labels_file = args.real_dir / "labels.jsonl"
         if labels_file.exists():
