@@ -1,12 +1,13 @@
 """Accuracy benchmark: the shipped model on held-out synthetic words and on real crops, peers side by side.
 
     python bench/accuracy.py [--checkpoint CKPT] [--real-dir ../shared/data/real-eval] [--synth-count 500]
-                             [--variants fp32,int8,onnx,onnx-int8] [--by-font]
+                             [--variants fp32,int8,onnx,onnx-int8] [--by-font] [--also OTHER_CKPT ...]
 
 Prints one table measured in one run: the model as shipped (fp32), its dynamic-int8 decoder, the exported
 ONNX graphs on onnxruntime and their int8 version (`masterocr export --int8`), each on the same images at
-batch 1. Peers (Tesseract with --psm 8, rapidocr-onnxruntime's recognizer: `pip install -e '.[bench]'`) are
-optional: skipped with a note when absent. ms_per_img: one pass for the synthetic rows; for the real crops the
+batch 1; --also adds other weights (fp32) on the same images, e.g. weights/master_small.safetensors. Peers
+(Tesseract with --psm 8, rapidocr-onnxruntime's recognizer: `pip install -e '.[bench]'`) are optional:
+skipped with a note when absent. ms_per_img: one pass for the synthetic rows; for the real crops the
 median of --speed-passes passes, every reader taking its turn in each round (this host's speed drifts).
 --by-font adds a second table: the first variant's accuracy per held-out font family, and on as many words
 rendered the same way in the training fonts (is the error the unseen type design, or the rendering?).
@@ -180,6 +181,7 @@ def main() -> None:
         action="store_true",
         help="also the first variant's accuracy per held-out font family, and on as many words in the training fonts",
     )
+    parser.add_argument("--also", nargs="*", default=[], help="other weights read in the same run (fp32)")
     parser.add_argument("--speed-passes", type=int, default=3, help="timed passes over the real crops per reader")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -187,6 +189,7 @@ def main() -> None:
     rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
         variants = build_variants(args.checkpoint, args.variants.split(","), Path(tmp), args.threads)
+        variants += [(f"masterocr {Path(other).stem}", Recognizer.from_checkpoint(other)) for other in args.also]
         first = variants[0][1]
         print(f"model: {first.source}", file=sys.stderr)
         readers = {label: masterocr_reader(rec) for label, rec in variants}

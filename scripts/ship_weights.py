@@ -1,6 +1,6 @@
 """Turn a training checkpoint into the shipped weights: weights/<name>.safetensors (fp16) + config + charset.
 
-    python scripts/ship_weights.py CHECKPOINT [--name master_small] [--dtype fp16|fp32]
+    python scripts/ship_weights.py CHECKPOINT --name master_medium [--dtype fp16|fp32]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
-    parser.add_argument("--name", default="master_small")
+    parser.add_argument("--name", required=True, help="e.g. master_medium (the default model) or master_small")
     parser.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16")
     args = parser.parse_args()
     ckpt = load_checkpoint(args.checkpoint)

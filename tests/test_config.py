@@ -64,3 +64,16 @@ def test_charset_section_reads_keys_file_relative_to_config(tmp_path):
     cs = charset_from_config({"charset": {"keys_file": "keys.txt", "case_sensitive": False}}, tmp_path)
     assert cs.keys == "abc" and cs.case_sensitive is False
     assert len(charset_from_config({})) == 99
+
+
+@pytest.mark.parametrize("name", ["synth_cpu", "synth_cpu_medium"])
+def test_the_recipes_of_the_shipped_weights_build_their_presets(name):
+    """Each shipped model's recipe in configs/ gives the architecture of the weights shipped beside it."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_config(repo / "configs" / f"{name}.json")
+    shipped = json.loads((repo / "weights" / f"master_{cfg['run_id']}.config.json").read_text())
+    assert model_config(cfg).to_dict() == shipped
+    s = train_settings(cfg)
+    assert s.max_steps == cfg["lr_scheduler"]["args"]["total_steps"]  # one cosine over the whole run

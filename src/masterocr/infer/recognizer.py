@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 REPO_WEIGHTS = Path(__file__).resolve().parents[3] / "weights"
-DEFAULT_WEIGHTS_NAME = "master_small.safetensors"
+DEFAULT_WEIGHTS_NAME = "master_medium.safetensors"
 
 
 def default_weights_path() -> Path:
