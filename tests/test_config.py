@@ -1,6 +1,7 @@
 """Config: the original's schema maps onto typed settings; overrides; defects of the original fixed."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -69,8 +70,6 @@ def test_charset_section_reads_keys_file_relative_to_config(tmp_path):
 @pytest.mark.parametrize("name", ["synth_cpu", "synth_cpu_medium"])
 def test_the_recipes_of_the_shipped_weights_build_their_presets(name):
     """Each shipped model's recipe in configs/ gives the architecture of the weights shipped beside it."""
-    from pathlib import Path
-
     repo = Path(__file__).resolve().parents[1]
     cfg = load_config(repo / "configs" / f"{name}.json")
     shipped = json.loads((repo / "weights" / f"master_{cfg['run_id']}.config.json").read_text())
