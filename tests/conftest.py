@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -16,3 +19,28 @@ __all__ = ["WORDS", "render_word", "write_word_set"]
 @pytest.fixture
 def word_set(tmp_path: Path) -> Path:
     return write_word_set(tmp_path / "words", WORDS)
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """A module from scripts/ (not a package); scripts/ is on sys.path while it loads, for its sibling imports."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return module
+
+
+@pytest.fixture(scope="module")
+def compare_runs() -> ModuleType:
+    return load_script("compare_runs")
+
+
+@pytest.fixture(scope="module")
+def plot_curves() -> ModuleType:
+    return load_script("plot_curves")

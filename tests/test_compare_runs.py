@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-
-
-@pytest.fixture(scope="module")
-def compare_runs():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        import compare_runs as module
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return module
 
 
 def write_run(run_dir: Path, preset: str) -> None:
