@@ -7,8 +7,10 @@ Prints one table measured in one run: the model as shipped (fp32), its dynamic-i
 ONNX graphs on onnxruntime and their int8 version (`masterocr export --int8`), each on the same images at
 batch 1; --also adds other weights (fp32) on the same images, e.g. weights/master_small.safetensors. Peers
 (Tesseract with --psm 8, rapidocr-onnxruntime's recognizer: `pip install -e '.[bench]'`) are optional:
-skipped with a note when absent. ms_per_img: one pass for the synthetic rows; for the real crops the
-median of --speed-passes passes, every reader taking its turn in each round (this host's speed drifts).
+skipped with a note when absent; --threads applies to every reader (torch, our onnxruntime sessions,
+rapidocr's onnxruntime session, Tesseract's OpenMP); below every core, rapidocr also runs at its default.
+ms_per_img: one pass for the synthetic rows; for the real crops the median of --speed-passes passes, every
+reader taking its turn in each round (this host's speed drifts).
 --by-font adds a second table: the first variant's accuracy per held-out font family, and on as many words
 rendered the same way in the training fonts (is the error the unseen type design, or the rendering?).
 The real crops are for evaluation only: never train or tune on them.
@@ -89,24 +91,27 @@ def build_variants(checkpoint: str | None, names: list[str], tmp: Path, threads:
     return out
 
 
-def tesseract_reader():
+def tesseract_reader(threads: int):
     exe = shutil.which("tesseract")
     if not exe:
         return "skipped: tesseract not installed (apt-get install tesseract-ocr tesseract-ocr-eng)"
+    env = {**os.environ, "OMP_THREAD_LIMIT": str(threads)}  # Tesseract's OpenMP threads, like ours
 
     def read(path) -> str:
-        out = subprocess.run([exe, str(path), "stdout", "--psm", "8", "-l", "eng"], capture_output=True, text=True)
+        cmd = [exe, str(path), "stdout", "--psm", "8", "-l", "eng"]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
         return out.stdout.strip()
 
     return read
 
 
-def rapidocr_reader():
+def rapidocr_reader(threads: int | None):
+    """rapidocr's recognizer with `threads` onnxruntime intra-op threads (None: its default, every core)."""
     try:
         from rapidocr_onnxruntime import RapidOCR
     except ImportError:
         return "skipped: rapidocr-onnxruntime not installed (pip install rapidocr-onnxruntime)"
-    engine = RapidOCR()
+    engine = RapidOCR() if threads is None else RapidOCR(intra_op_num_threads=threads)
 
     def read(path) -> str:
         result, _ = engine(str(path), use_det=False, use_cls=False, use_rec=True)
@@ -208,8 +213,14 @@ def main() -> None:
             labels = read_labels(labels_file)
             paths = [args.real_dir / "images" / n for n in labels]
             golds = list(labels.values())
-            for name, make in (("tesseract --psm 8", tesseract_reader), ("rapidocr rec", rapidocr_reader)):
-                peer = make()
+            peers = [
+                ("tesseract --psm 8", tesseract_reader, args.threads),
+                ("rapidocr rec", rapidocr_reader, args.threads),
+            ]
+            if args.threads < (os.cpu_count() or 1):  # the peer at its own best setting too, in the same run
+                peers.append(("rapidocr rec, all cores", rapidocr_reader, None))
+            for name, make, threads in peers:
+                peer = make(threads)
                 if isinstance(peer, str):
                     notes.append(f"{name} / real crops: {peer}")
                 else:

@@ -131,7 +131,7 @@ def test_cli_export_then_predict_with_onnx_backend(tmp_path, word_set, capsys):
     capsys.readouterr()
     res = tmp_path / "res_onnx"
     rc = main(["predict", "--backend", "onnx", "--checkpoint", str(out), "--img-folder", str(word_set / "images"),
-               "--output-folder", str(res), "--batch-size", "5"])  # fmt: skip
+               "--output-folder", str(res), "--batch-size", "5", "--threads", "1"])  # fmt: skip
     assert rc == 0
     onnx_entries = json.loads((res / "predict_result.json").read_text())
     assert len(onnx_entries) == len(WORDS) + 1
@@ -235,3 +235,23 @@ def test_int8_quantization_refuses_bad_inputs(tmp_path):
         export_onnx_int8(None, tmp_path / "out", calib_images=tmp_path / "nowhere")
     with pytest.raises(UserError, match="calib-count must be >= 1"):
         export_onnx_int8(None, tmp_path / "out", calib_count=0, calib_images=tmp_path / "crops")
+
+
+def test_threads_option_sets_onnxruntime_and_torch_threads(exported, tmp_path, capsys):
+    from masterocr.cli import main
+    from masterocr.infer.recognizer import load_recognizer
+
+    folder = exported[2].source
+    rec = load_recognizer(folder, backend="onnx", threads=1)
+    assert rec.encoder.get_session_options().intra_op_num_threads == 1
+    assert rec.decoder.get_session_options().intra_op_num_threads == 1
+    before = torch.get_num_threads()
+    try:
+        load_recognizer(None, threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    capsys.readouterr()
+    assert main(["predict", "--threads", "0", "--img-folder", str(samples), "--output-folder", str(tmp_path)]) != 0
+    assert "threads must be at least 1, got 0" in capsys.readouterr().err

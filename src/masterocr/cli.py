@@ -86,13 +86,15 @@ def add_runtime_options(p) -> None:
                    help="onnx: --checkpoint is a folder written by `masterocr export`")
     p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for inference (default: every core); 1 is fastest for one crop at a time")
 
 
 def cmd_predict(args) -> int:
     from masterocr.infer.recognizer import load_recognizer, predict_folder
 
     device = f"cuda:{args.gpu}" if args.gpu is not None and args.gpu >= 0 else args.device
-    rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype)
+    rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype, args.threads)
     for flag, want, have in (("--width", args.width, rec.cfg.img_w), ("--height", args.height, rec.cfg.img_h)):
         if want is not None and want != have:
             raise UserError(f"{flag} {want} differs from the model's input size {have}; drop it or use the same")
@@ -146,7 +148,7 @@ def cmd_test(args) -> int:
     from masterocr.infer.benchmark import evaluate_benchmarks
     from masterocr.infer.recognizer import load_recognizer
 
-    rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype)
+    rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype, args.threads)
     rows = evaluate_benchmarks(rec, args.data_root, args.batch_size)
     if args.json:
         print(json.dumps(dict(rows)))
@@ -245,7 +247,7 @@ def cmd_serve(args) -> int:
 
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
           max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
-          backend=args.backend)
+          backend=args.backend, threads=args.threads)
     return 0
 
 

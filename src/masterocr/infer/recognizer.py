@@ -226,8 +226,17 @@ def load_recognizer(
     backend: str = "torch",
     int8: bool = False,
     dtype: str = "fp32",
+    threads: int | None = None,
 ):
-    """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder)."""
+    """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder).
+
+    `threads`: CPU threads for inference (onnxruntime's intra-op threads; for the torch backend
+    `torch.set_num_threads`, which is process-wide). None keeps each library's default (every core). At batch 1
+    a small model runs fastest on one thread: the per-step work is too small to share (bench/accuracy.py
+    --threads 1 and 2 side by side).
+    """
+    if threads is not None and threads < 1:
+        raise UserError(f"threads must be at least 1, got {threads}")
     if backend == "onnx":
         if int8 or dtype != "fp32":
             raise UserError(
@@ -236,7 +245,9 @@ def load_recognizer(
             )
         from masterocr.infer.export import OnnxRecognizer
 
-        return OnnxRecognizer.from_path(checkpoint)
+        return OnnxRecognizer.from_path(checkpoint, threads)
     if backend != "torch":
         raise UserError(f"backend {backend!r} is not torch or onnx")
+    if threads is not None:
+        torch.set_num_threads(threads)
     return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)

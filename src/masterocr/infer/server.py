@@ -427,15 +427,17 @@ def serve(
     int8: bool = False,
     dtype: str = "fp32",
     backend: str = "torch",
+    threads: int | None = None,
     **kwargs: Any,
 ) -> None:
     """Load `checkpoint` (None = the shipped weights; UserError when absent) and serve it with uvicorn.
 
     `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`; `backend="onnx"` serves
-    a folder written by `masterocr export` on onnxruntime (faster on CPU at small batches, no attention maps)."""
+    a folder written by `masterocr export` on onnxruntime (faster on CPU at small batches, no attention maps);
+    `threads` as in `load_recognizer`."""
     import uvicorn
 
-    recognizer = load_recognizer(checkpoint, device, backend, int8, dtype)
+    recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding %s: the service has no authentication; anyone who can reach it can use it", host)
