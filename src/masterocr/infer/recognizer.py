@@ -232,8 +232,8 @@ def load_recognizer(
 
     `threads`: CPU threads for inference (onnxruntime's intra-op threads; for the torch backend
     `torch.set_num_threads`, which is process-wide). None keeps each library's default (every core). At batch 1
-    a small model runs fastest on one thread: the per-step work is too small to share (bench/accuracy.py
-    --threads 1 and 2 side by side).
+    onnxruntime ran the shipped model fastest on one thread on a 2-core CPU: the per-step work is too small to
+    share (bench/accuracy.py --threads 1 against 2); for the torch backend one thread was not reliably faster.
     """
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}")
