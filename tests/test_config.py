@@ -67,7 +67,7 @@ def test_charset_section_reads_keys_file_relative_to_config(tmp_path):
     assert len(charset_from_config({})) == 99
 
 
-@pytest.mark.parametrize("name", ["synth_cpu", "synth_cpu_medium"])
+@pytest.mark.parametrize("name", ["synth_cpu", "synth_cpu_medium", "synth_gpu_medium"])
 def test_the_recipes_of_the_shipped_weights_build_their_presets(name):
     """Each shipped model's recipe in configs/ gives the architecture of the weights shipped beside it."""
     repo = Path(__file__).resolve().parents[1]
