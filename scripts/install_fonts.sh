@@ -3,7 +3,7 @@
 #
 # Every package below is in Debian main (free licences: OFL, Apache-2.0, GPL with font exception, GUST,
 # Bitstream Vera, public domain); docs/fonts.md lists the families and licences. The set covers serif,
-# sans, monospace, condensed, rounded, display and script/handwriting-like Latin faces.
+# sans, slab, monospace, condensed, rounded, display, script and handwriting Latin faces.
 #
 # Idempotent: packages already installed are skipped. Without root or without apt-get it prints a message
 # and exits 0 (the synth engine falls back to whatever fonts exist, or to Pillow's built-in font).
@@ -37,6 +37,40 @@ PACKAGES=(
   fonts-yanone-kaffeesatz
   fonts-inter
   fonts-averia-serif-gwf
+  # added in session 8: more designs, among them 10 script and handwriting faces (one held-out family, Lobster
+  # Two, is a script face, and the first set trained on only three)
+  fonts-kaushanscript
+  fonts-kristi
+  fonts-leckerli-one
+  fonts-rufscript
+  fonts-breip
+  fonts-comic-neue
+  fonts-femkeklaver
+  fonts-dkg-handwriting
+  fonts-ecolier-court
+  fonts-havana
+  fonts-isabella
+  fonts-sil-charis
+  fonts-sil-andika
+  fonts-league-spartan
+  fonts-croscore
+  fonts-play
+  fonts-jura
+  fonts-b612
+  fonts-mononoki
+  fonts-jetbrains-mono
+  fonts-roboto-slab
+  fonts-go
+  fonts-gfs-didot
+  fonts-goudybookletter
+  fonts-fanwood
+  fonts-prociono
+  fonts-cherrybomb
+  fonts-paratype
+  fonts-okolaks
+  fonts-beteckna
+  fonts-adf-accanthis
+  fonts-staypuft
 )
 
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then

@@ -159,6 +159,23 @@ def test_split_fonts_by_family_fake_names(monkeypatch):
     assert tr and he and {fam_of(p) for p in tr}.isdisjoint({fam_of(p) for p in he})
 
 
+@pytest.mark.parametrize(
+    ("name", "family"),
+    [
+        ("Lato Black", "lato"),
+        ("Noto Sans Display", "noto sans display"),  # a different design from Noto Sans
+        ("PT Sans Caption", "pt sans"),  # a caption cut of the PT Sans design
+        ("Go Mono", "go"),
+        ("Cousine", "liberation mono"),  # Liberation 2 is built from the Croscore outlines
+        ("Accanthis ADF Std No2", "accanthis adf std"),
+    ],
+)
+def test_font_family_joins_cuts_of_one_design(monkeypatch, name, family):
+    """Cuts of one design sold under other names land in one family, so the held-out split cannot leak them."""
+    monkeypatch.setattr(fonts_mod, "font_name", lambda path: (name, "Regular"))
+    assert font_family("/fonts/any.ttf") == family
+
+
 def test_split_fonts_real_families(system_fonts):
     if len(_families(system_fonts)) < 2:
         pytest.skip(f"needs fonts of 2+ families, found {len(_families(system_fonts))} (scripts/install_fonts.sh)")

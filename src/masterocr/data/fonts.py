@@ -48,6 +48,23 @@ _BROKEN_FILES = frozenset(
     }
 )
 _BROKEN_FAMILIES = ("noto serif display",)
+# Families whose names differ but whose letter shapes are the same design (a caption, text, small-caps or
+# monospaced cut; metric clones built from the same outlines). They must land on one side of the held-out
+# split, so each maps to the family it shares its design with.
+_SAME_DESIGN = {
+    "arimo": "liberation sans",  # Liberation 2 is built from the Croscore outlines
+    "tinos": "liberation serif",
+    "cousine": "liberation mono",
+    "b612 mono": "b612",
+    "go mono": "go",
+    "go smallcaps": "go",
+    "pt sans caption": "pt sans",
+    "pt serif caption": "pt serif",
+    "betecknagscondensed": "betecknags",
+    "accanthis adf std no2": "accanthis adf std",
+    "accanthis adf std no3": "accanthis adf std",
+    "fanwood text": "fanwood",
+}
 # words stripped from family names to find the design family: weights, widths, slopes, optical sizes
 _STYLE_WORDS = {
     "thin", "hairline", "extralight", "ultralight", "light", "book", "regular", "normal", "medium",
@@ -253,12 +270,14 @@ def font_family(path: str) -> str:
     """The design family of a font file: its family name without weight/width/slope words, lower case.
 
     "Lato Black", "Lato Hairline" and "Lato" all give "lato"; "DejaVu Sans Condensed" gives "dejavu sans";
-    "Noto Sans Display" stays apart from "Noto Sans" (a different design).
+    "Noto Sans Display" stays apart from "Noto Sans" (a different design). Cuts of one design under other
+    names ("PT Sans Caption", "Go Mono", Croscore's "Cousine" for "Liberation Mono") give their design's name.
     """
     family = font_name(path)[0]
     words = family.replace("-", " ").replace("_", " ").split()
     kept = [w for w in words if w.lower() not in _STYLE_WORDS]
-    return " ".join(kept or words).lower()
+    name = " ".join(kept or words).lower()
+    return _SAME_DESIGN.get(name, name)
 
 
 def _family_hash(family: str, seed: int) -> float:
