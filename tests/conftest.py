@@ -44,3 +44,8 @@ def compare_runs() -> ModuleType:
 @pytest.fixture(scope="module")
 def plot_curves() -> ModuleType:
     return load_script("plot_curves")
+
+
+@pytest.fixture(scope="module")
+def average_weights() -> ModuleType:
+    return load_script("average_weights")
