@@ -127,9 +127,12 @@ class RenderedWords(NamedTuple):
     split_families: int  # how many families the font split holds (a small sample may not draw them all)
 
 
-def synthetic_words(rec: Recognizer, count: int, seed: int, fonts: str = "heldout") -> RenderedWords:
+def synthetic_words(
+    rec: Recognizer, count: int, seed: int, fonts: str = "heldout", font_dirs: list[str] | None = None
+) -> RenderedWords:
     """Rendered words, their labels and font families. "heldout": fonts the training split never saw (the
-    split is by family); "train": the training fonts, rendered the same way."""
+    split is by family); "train": the training fonts, rendered the same way. `font_dirs`: where the fonts lie
+    (None: the system's)."""
     from masterocr.data.fonts import font_family
     from masterocr.data.synth import SynthDataset
 
@@ -143,6 +146,7 @@ def synthetic_words(rec: Recognizer, count: int, seed: int, fonts: str = "heldou
         seed=seed,
         length=count,
         fonts=fonts,
+        font_dirs=font_dirs,
     )
     images, golds, families = [], [], []
     for i in range(count):

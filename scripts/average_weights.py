@@ -76,9 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         if out.suffix != ".safetensors":
             raise UserError(f"--out {out} must end in .safetensors")
         charset = first["charset"]
-        save_weights(state, first["model_config"], charset["keys"], out,
-                     case_sensitive=charset.get("case_sensitive", True),
-                     dtype=torch.float16 if args.dtype == "fp16" else None, metadata=meta)
+        save_weights(
+            state,
+            first["model_config"],
+            charset["keys"],
+            out,
+            case_sensitive=charset.get("case_sensitive", True),
+            dtype=torch.float16 if args.dtype == "fp16" else None,
+            metadata=meta,
+        )
         stem = out.with_suffix("")
         Path(f"{stem}.config.json").write_text(json.dumps(first["model_config"], indent=2) + "\n")
         Path(f"{stem}.keys.txt").write_text(charset["keys"], encoding="utf-8")

@@ -24,8 +24,9 @@ def _saved(path, seed: int, preset: str = "tiny"):
 def test_average_is_the_mean_and_loads(tmp_path, average_weights):
     a, b = _saved(tmp_path / "a.safetensors", 1), _saved(tmp_path / "b.safetensors", 2)
     out = tmp_path / "soup" / "avg.safetensors"
-    rc = average_weights.main([str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--out", str(out),
-                               "--dtype", "fp32"])
+    rc = average_weights.main(
+        [str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--out", str(out), "--dtype", "fp32"]
+    )
     assert rc == 0
     got = load_weights(out)
     for k, v in a.items():
@@ -45,8 +46,14 @@ def test_average_is_the_mean_and_loads(tmp_path, average_weights):
 def test_average_refuses_other_architectures(tmp_path, average_weights, capsys):
     _saved(tmp_path / "tiny.safetensors", 1)
     _saved(tmp_path / "small.safetensors", 1, preset="small")
-    rc = average_weights.main([str(tmp_path / "tiny.safetensors"), str(tmp_path / "small.safetensors"),
-                               "--out", str(tmp_path / "x.safetensors")])
+    rc = average_weights.main(
+        [
+            str(tmp_path / "tiny.safetensors"),
+            str(tmp_path / "small.safetensors"),
+            "--out",
+            str(tmp_path / "x.safetensors"),
+        ]
+    )
     assert rc == 2
     assert "small.safetensors has another model config" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
