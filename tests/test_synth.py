@@ -131,6 +131,29 @@ def test_font_filter_rejects_garbage_and_symbol_fonts(tmp_path):
         assert not font_is_usable(p)
 
 
+class _FakeFont:
+    """getbbox(ch, anchor="ls") of a face: x-height 20 px; ascenders/descenders as given."""
+
+    def __init__(self, rise: int, fall: int) -> None:
+        self.rise, self.fall = rise, fall
+
+    def getbbox(self, ch, anchor=None):
+        top = -20 - (self.rise if ch in "bdhkl" else 0)
+        bottom = self.fall if ch in "gpqy" else 0
+        return (0, top, 10, bottom)
+
+
+def test_small_capitals_are_rejected():
+    """Lowercase drawn as small capitals has no ascenders or descenders; text faces have both."""
+    assert fonts_mod._has_ascenders_or_descenders(_FakeFont(rise=8, fall=6))
+    assert fonts_mod._has_ascenders_or_descenders(_FakeFont(rise=0, fall=6))  # a face with short ascenders
+    assert not fonts_mod._has_ascenders_or_descenders(_FakeFont(rise=1, fall=1))
+    small_caps = [p for p in ("/usr/share/fonts/fonts-go/Go-Smallcaps.ttf",) if Path(p).is_file()]
+    for p in small_caps:  # a real small-caps face (fonts-go), when installed
+        assert not font_is_usable(p)
+        assert font_is_usable(p, charset_keys="0123456789abcdefghijklmnopqrstuvwxyz")  # one case: no test
+
+
 def test_no_font_files_falls_back_to_pillow_font(tmp_path, monkeypatch):
     monkeypatch.setattr(fonts_mod, "SYSTEM_FONT_DIRS", (str(tmp_path / "none"),))
     assert find_fonts() == [DEFAULT_FONT]

@@ -33,6 +33,8 @@ DEFAULT_FONT = "<pillow-default>"
 _PROBE = "AaBbEeGgQqRr0123456789&?"
 # code points no Latin font maps: they render the font's .notdef glyph ("tofu") or nothing
 _MISSING = ("\U0010fffd", "\U000e01ef")
+# lowercase letters without, with ascenders and with descenders: small capitals have neither
+_X_HEIGHT, _ASCENDERS, _DESCENDERS = "xaemnu", "bdhkl", "gpqy"
 
 # family-name words of fonts that map letters to pictures, keycaps or Greek
 _DENY_WORDS = ("symbol", "dingbat", "keyboard", "icon", "awesome", "emoji", "wingding", "webding", "ornament")
@@ -124,23 +126,26 @@ def _probe_chars(charset_keys: str | None) -> str:
     return probe
 
 
-def _usable_key(charset_keys: str | None) -> tuple[str, bool]:
-    """What the usability check depends on: the probe characters and whether the period test applies."""
+def _usable_key(charset_keys: str | None) -> tuple[str, bool, bool]:
+    """What the usability check depends on: the probe characters, and whether the period test and the
+    lowercase test (ascenders/descenders) apply."""
     keys = charset_keys if charset_keys is not None else string.printable[:95]
-    return _probe_chars(keys), "H" in keys and "." in keys
+    has_cases = any(c.isupper() for c in keys) and all(c in keys for c in _X_HEIGHT + _ASCENDERS + _DESCENDERS)
+    return _probe_chars(keys), "H" in keys and "." in keys, has_cases
 
 
 def font_is_usable(path: str, charset_keys: str | None = None) -> bool:
     """True when the font draws a few of the charset's ASCII letters and digits as distinct, real glyphs.
 
-    Fails for unreadable files, symbol/pi fonts, fonts whose glyphs are the .notdef box, and caps-only or
-    small-caps-on-lowercase fonts (lowercase drawn exactly as uppercase) when the charset has both cases.
+    Fails for unreadable files, symbol/pi fonts, fonts whose glyphs are the .notdef box, and, when the charset
+    has both cases, caps-only and small-caps fonts: lowercase drawn as uppercase, or as small capitals (no
+    letter rises above the x-height or falls below the baseline).
     """
     return _usable(str(path), *_usable_key(charset_keys))
 
 
 @functools.lru_cache(maxsize=8192)
-def _usable(path: str, probe_chars: str, check_period: bool) -> bool:
+def _usable(path: str, probe_chars: str, check_period: bool, check_lowercase: bool = False) -> bool:
     try:
         family = font_name(path)[0].lower()
         if any(w in family for w in _DENY_WORDS) or family in _BROKEN_FAMILIES:
@@ -157,6 +162,8 @@ def _usable(path: str, probe_chars: str, check_period: bool) -> bool:
             glyphs[ch] = g
         if check_period and not _period_ok(font):
             return False
+        if check_lowercase and not _has_ascenders_or_descenders(font):
+            return False
     except (OSError, ValueError):
         return False
     if len(set(glyphs.values())) < max(2, len(glyphs) * 3 // 4):
@@ -167,6 +174,21 @@ def _usable(path: str, probe_chars: str, check_period: bool) -> bool:
         if u in glyphs and lo in glyphs
     ]
     return not (same_case and all(same_case))
+
+
+def _has_ascenders_or_descenders(font: ImageFont.FreeTypeFont) -> bool:
+    """True when some lowercase letters rise above the x-height or fall below the baseline, as in every text
+    font. Small capitals and caps-only faces have neither (measured on the installed set: at most 0.09 of the
+    x-height for those, at least 0.30 for the rest), so their lowercase labels would be drawn as capitals."""
+
+    def median_edge(chars: str, edge: int) -> float:
+        return sorted(font.getbbox(c, anchor="ls")[edge] for c in chars)[len(chars) // 2]
+
+    x_top, baseline = median_edge(_X_HEIGHT, 1), median_edge(_X_HEIGHT, 3)
+    x_height = max(1.0, baseline - x_top)
+    rise = (x_top - median_edge(_ASCENDERS, 1)) / x_height
+    fall = (median_edge(_DESCENDERS, 3) - baseline) / x_height
+    return max(rise, fall) >= 0.15
 
 
 def _period_ok(font: ImageFont.FreeTypeFont) -> bool:
@@ -222,8 +244,10 @@ def _font_files(dirs: Iterable[str | Path], strict: bool) -> list[str]:
 
 
 @functools.lru_cache(maxsize=32)
-def _find_fonts_cached(dirs: tuple[str, ...], strict: bool, probe_chars: str, check_period: bool) -> tuple[str, ...]:
-    return tuple(f for f in _font_files(dirs, strict=strict) if _usable(f, probe_chars, check_period))
+def _find_fonts_cached(
+    dirs: tuple[str, ...], strict: bool, probe_chars: str, check_period: bool, check_lowercase: bool
+) -> tuple[str, ...]:
+    return tuple(f for f in _font_files(dirs, strict=strict) if _usable(f, probe_chars, check_period, check_lowercase))
 
 
 def find_fonts(
