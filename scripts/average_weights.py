@@ -5,20 +5,19 @@
 Inputs are shipped weights (.safetensors) or training checkpoints (.pth, or a run folder), all of one
 architecture and charset, e.g. the ends of two finetuning runs that started from the same weights (averaging
 unrelated trainings gives noise). Floats are averaged in fp32, then cast to --dtype; the output gets its config
-and charset beside it, like `scripts/ship_weights.py`, and its metadata names the inputs.
+and charset beside it, written by `scripts/ship_weights.py`'s `write_shipped`, and its metadata names the inputs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
+from ship_weights import TRAINING_DATA, write_shipped  # scripts/ship_weights.py: the shipped layout
 
 from masterocr.errors import UserError
-from masterocr.infer.weights import save_weights
 from masterocr.train.checkpoint import load_checkpoint
 
 
@@ -51,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if len(args.inputs) < 2:
             raise UserError("pass two or more checkpoints to average")
+        out = Path(args.out)
+        if out.suffix != ".safetensors":
+            raise UserError(f"--out {out} must end in .safetensors")
         ckpts = [load_checkpoint(p) for p in args.inputs]
         first = ckpts[0]
         for p, c in zip(args.inputs[1:], ckpts[1:]):
@@ -68,26 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             ],
             "train_config": last.get("config", last_meta.get("train_config")),
             "license": last_meta.get("license", "MIT"),
-            "training_data": last_meta.get(
-                "training_data", "synthetic words rendered by masterocr.data.synth (no real images)"
-            ),
+            "training_data": last_meta.get("training_data", TRAINING_DATA),
         }
-        out = Path(args.out)
-        if out.suffix != ".safetensors":
-            raise UserError(f"--out {out} must end in .safetensors")
-        charset = first["charset"]
-        save_weights(
-            state,
-            first["model_config"],
-            charset["keys"],
-            out,
-            case_sensitive=charset.get("case_sensitive", True),
-            dtype=torch.float16 if args.dtype == "fp16" else None,
-            metadata=meta,
-        )
-        stem = out.with_suffix("")
-        Path(f"{stem}.config.json").write_text(json.dumps(first["model_config"], indent=2) + "\n")
-        Path(f"{stem}.keys.txt").write_text(charset["keys"], encoding="utf-8")
+        write_shipped(state, first["model_config"], first["charset"], out, args.dtype == "fp16", meta)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,23 @@ from masterocr.infer.weights import save_weights
 from masterocr.train.checkpoint import load_checkpoint
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+TRAINING_DATA = "synthetic words rendered by masterocr.data.synth (no real images)"
+
+
+def write_shipped(state: dict, model_config: dict, charset: dict, out: Path, fp16: bool, metadata: dict) -> None:
+    """`out` (.safetensors, floats cast to fp16 when asked) with its config and charset beside it, as shipped."""
+    save_weights(
+        state,
+        model_config,
+        charset["keys"],
+        out,
+        case_sensitive=charset.get("case_sensitive", True),
+        dtype=torch.float16 if fp16 else None,
+        metadata=metadata,
+    )
+    stem = out.with_suffix("")
+    Path(f"{stem}.config.json").write_text(json.dumps(model_config, indent=2) + "\n")
+    Path(f"{stem}.keys.txt").write_text(charset["keys"], encoding="utf-8")
 
 
 def main() -> None:
@@ -24,22 +41,17 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16")
     args = parser.parse_args()
     ckpt = load_checkpoint(args.checkpoint)
-    charset = ckpt["charset"]
     meta = {
         "step": ckpt.get("step"),
         "epoch": ckpt.get("epoch"),
         "monitor_best": ckpt.get("monitor_best"),
         "train_config": ckpt.get("config"),
         "license": "MIT",
-        "training_data": "synthetic words rendered by masterocr.data.synth (no real images)",
+        "training_data": TRAINING_DATA,
     }
     WEIGHTS.mkdir(exist_ok=True)
     out = WEIGHTS / f"{args.name}.safetensors"
-    dtype = torch.float16 if args.dtype == "fp16" else None
-    save_weights(ckpt["model_state_dict"], ckpt["model_config"], charset["keys"], out,
-                 case_sensitive=charset.get("case_sensitive", True), dtype=dtype, metadata=meta)
-    (WEIGHTS / f"{args.name}.config.json").write_text(json.dumps(ckpt["model_config"], indent=2) + "\n")
-    (WEIGHTS / f"{args.name}.keys.txt").write_text(charset["keys"], encoding="utf-8")
+    write_shipped(ckpt["model_state_dict"], ckpt["model_config"], ckpt["charset"], out, args.dtype == "fp16", meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), step {ckpt.get('step')}")
 
 

@@ -22,17 +22,19 @@ def word_set(tmp_path: Path) -> Path:
 
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-def load_script(name: str) -> ModuleType:
-    """A module from scripts/ (not a package); scripts/ is on sys.path while it loads, for its sibling imports."""
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+def load_script(name: str, folder: Path = SCRIPTS) -> ModuleType:
+    """A module from scripts/ or bench/ (not packages); its folder is on sys.path while it loads, for its
+    sibling imports, as when it runs as a script."""
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(SCRIPTS))
+    sys.path.insert(0, str(folder))
     try:
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(SCRIPTS))
+        sys.path.remove(str(folder))
     return module
 
 

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from conftest import BENCH, load_script
 
 from masterocr import Recognizer
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "gpu_inference.py"
-
 
 def test_measure_on_cpu():
-    spec = importlib.util.spec_from_file_location("gpu_inference", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(BENCH.parent))  # it imports bench/accuracy.py as a sibling, as when run as a script
-    try:
-        spec.loader.exec_module(bench)
-    finally:
-        sys.path.remove(str(BENCH.parent))
+    bench = load_script("gpu_inference", BENCH)  # it imports bench/accuracy.py as a sibling
     rec = Recognizer.from_checkpoint(None, device="cpu")
     words = bench.synthetic_words(rec, 6, seed=12345, font_dirs=None)
     images, golds = words.images, words.golds

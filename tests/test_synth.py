@@ -138,8 +138,8 @@ class _FakeFont:
         self.rise, self.fall = rise, fall
 
     def getbbox(self, ch, anchor=None):
-        top = -20 - (self.rise if ch in "bdhkl" else 0)
-        bottom = self.fall if ch in "gpqy" else 0
+        top = -20 - (self.rise if ch in fonts_mod._ASCENDERS else 0)
+        bottom = self.fall if ch in fonts_mod._DESCENDERS else 0
         return (0, top, 10, bottom)
 
 

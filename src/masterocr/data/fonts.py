@@ -145,7 +145,7 @@ def font_is_usable(path: str, charset_keys: str | None = None) -> bool:
 
 
 @functools.lru_cache(maxsize=8192)
-def _usable(path: str, probe_chars: str, check_period: bool, check_lowercase: bool = False) -> bool:
+def _usable(path: str, probe_chars: str, check_period: bool, check_lowercase: bool) -> bool:
     try:
         family = font_name(path)[0].lower()
         if any(w in family for w in _DENY_WORDS) or family in _BROKEN_FAMILIES:
