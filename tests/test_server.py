@@ -177,6 +177,23 @@ def test_model_info(client, rec):
     assert m["parameters"] == sum(p.numel() for p in rec.model.parameters())
 
 
+def test_app_shutdown_stops_its_decode_thread(rec):
+    """The decode thread lives as long as the app: a leaked thread would be copied into every later fork."""
+
+    def decode_threads() -> int:
+        return sum(t.name.startswith("masterocr-decode") and t.is_alive() for t in threading.enumerate())
+
+    before = decode_threads()
+    with TestClient(create_app(rec)) as c:
+        assert c.post("/v1/recognize", files=files(png())).status_code == 200
+        assert decode_threads() == before + 1
+    for _ in range(100):  # shutdown(wait=False): the idle thread exits right after
+        if decode_threads() == before:
+            break
+        time.sleep(0.02)
+    assert decode_threads() == before
+
+
 def test_model_info_checkpoint_sha256(rec, tmp_path):
     import hashlib
 
@@ -184,7 +201,8 @@ def test_model_info_checkpoint_sha256(rec, tmp_path):
     path.write_bytes(b"weights")
     rec2 = Recognizer(rec.model, rec.charset)
     rec2.source = str(path)
-    m = TestClient(create_app(rec2)).get("/v1/model").json()
+    with TestClient(create_app(rec2)) as c:
+        m = c.get("/v1/model").json()
     assert m["checkpoint"] == str(path)
     assert m["sha256"] == hashlib.sha256(b"weights").hexdigest()
 

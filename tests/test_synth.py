@@ -10,6 +10,8 @@ import hashlib
 import io
 import json
 import random
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -335,6 +337,22 @@ def test_generate_lmdb_same_for_any_worker_count(tmp_path, font_dir):
     assert _read_lmdb(tmp_path / "s12")[b"image-000000001"] != a[b"image-000000001"]
     meta = json.loads((tmp_path / "w1" / "synth.json").read_text())
     assert meta["count"] == n and meta["seed"] == 11
+
+
+def test_generate_worker_errors_surface_instead_of_hanging(tmp_path):
+    """A chunk that fails in a worker raises its own error; a worker that dies raises a UserError that says how
+    to start workers from a script. multiprocessing.Pool waited forever in both cases."""
+    config = {"charset": CHARSET, "fonts": [str(tmp_path / "missing.ttf")], "height": 32, "width": None, "seed": 0}
+    with pytest.raises(UserError, match="fonts draw none"):
+        list(synth._samples(config, 8, 2, 2))
+    script = tmp_path / "no_main_guard.py"  # workers re-import a script's __main__; without the guard they die
+    script.write_text(
+        "from masterocr.data.synth import generate\n"
+        f"generate({str(tmp_path / 'out')!r}, 8, workers=2, progress=False)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
+    assert proc.returncode != 0
+    assert "worker process died" in proc.stderr and "if __name__ == '__main__'" in proc.stderr
 
 
 def test_generate_folder_consistent(tmp_path, font_dir):

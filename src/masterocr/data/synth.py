@@ -25,10 +25,13 @@ import json
 import logging
 import math
 import multiprocessing
+import multiprocessing.context
 import random
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -922,6 +925,18 @@ def _render_chunk(indices: range) -> list[tuple[bytes, str]]:
     return out
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Start method for the render workers: forkserver (or spawn), never a plain fork.
+
+    Why: a fork copies the parent's memory but only its calling thread, so a lock that another thread held at
+    that moment (a server's executor, tqdm's monitor, an HTTP client) stays locked in the child forever. A test
+    process with such threads hung this way in CI. A forkserver forks from a clean single-threaded server; it
+    costs about 2 s of start-up per run (each worker imports torch and loads the word lists).
+    """
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
 def _samples(config: dict, count: int, workers: int, chunk: int) -> Iterator[tuple[bytes, str]]:
     chunks = [range(s, min(s + chunk, count)) for s in range(0, count, chunk)]
     if workers <= 1:
@@ -929,13 +944,26 @@ def _samples(config: dict, count: int, workers: int, chunk: int) -> Iterator[tup
         for c in chunks:
             yield from _render_chunk(c)
         return
-    fork = "fork" in multiprocessing.get_all_start_methods()
-    if fork:  # load the word lists once here; forked workers inherit them
-        TextSampler(config["charset"], seed=config["seed"])
-    ctx = multiprocessing.get_context("fork" if fork else "spawn")
-    with ctx.Pool(workers, initializer=_worker_init, initargs=(config,)) as pool:
-        for part in pool.imap(_render_chunk, chunks):
+    # ProcessPoolExecutor, not multiprocessing.Pool: a Pool whose worker dies (or whose initializer raises)
+    # replaces the worker and waits forever for the lost chunk; the executor raises BrokenProcessPool instead.
+    pool = ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_worker_init, initargs=(config,))
+    try:
+        pending: deque[Future] = deque()
+        next_chunk = iter(chunks)
+        for c in itertools.islice(next_chunk, 4 * workers):  # a bounded window keeps memory flat
+            pending.append(pool.submit(_render_chunk, c))
+        while pending:
+            part = pending.popleft().result()
+            for c in itertools.islice(next_chunk, 1):
+                pending.append(pool.submit(_render_chunk, c))
             yield from part
+    except BrokenProcessPool as e:
+        raise UserError(
+            f"a synthetic-data worker process died ({e}); run with --workers 1 to see its error. From a Python "
+            "script, start generate(..., workers>1) under `if __name__ == '__main__':`"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def generate(

@@ -84,7 +84,7 @@ class Batcher:
         self.max_batch = max_batch
         self.max_wait = max(0.0, max_wait_ms) / 1000.0
         self.max_queue = max_queue
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="masterocr-decode")
+        self.executor: ThreadPoolExecutor | None = None
         self.queue: asyncio.Queue[_Item] | None = None
         self.task: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -95,6 +95,8 @@ class Batcher:
         if self.loop is loop and self.task is not None and not self.task.done():
             return
         self.loop = loop
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="masterocr-decode")
         self.queue = asyncio.Queue(maxsize=self.max_queue)
         self.task = loop.create_task(self._run(), name="masterocr-batcher")
 
@@ -104,6 +106,9 @@ class Batcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         self.task = None
+        if self.executor is not None:  # its thread would outlive the app (and every later fork would copy it)
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
 
     def submit(self, tensors: list[torch.Tensor], attention: bool) -> list[asyncio.Future]:
         """Queue all tensors of one request, or none: 503 when the queue cannot take them all."""
