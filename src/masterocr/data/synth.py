@@ -989,6 +989,8 @@ def generate(
     (`num-samples`, `image-%09d` PNG bytes, `label-%09d`, 1-based); `fmt="folder"` writes
     `images/000000001.png`..., `labels.jsonl` ({"ImageFile", "Label"}) and `gt.txt` (`name,label` lines).
     Stats (also saved as synth.json): count, seconds, images_per_s, num_fonts, font_families, and settings.
+    `workers > 1` starts processes through a forkserver (spawn where there is none), which re-imports a script's
+    main module: call it under `if __name__ == '__main__':` (the `masterocr synth` command does).
     """
     if count < 1:
         raise UserError(f"--count must be >= 1, got {count}")
