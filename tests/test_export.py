@@ -255,3 +255,36 @@ def test_threads_option_sets_onnxruntime_and_torch_threads(exported, tmp_path, c
     capsys.readouterr()
     assert main(["predict", "--threads", "0", "--img-folder", str(samples), "--output-folder", str(tmp_path)]) != 0
     assert "threads must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_small_batches_run_the_decoder_step_on_one_thread(exported):
+    """Under SMALL_BATCH images the steps go to a one-thread session (faster at batch 1, bench/onnx_threads.py);
+    from SMALL_BATCH on to the session with the asked threads; both read the same tokens."""
+    from masterocr.infer.export import SMALL_BATCH, OnnxRecognizer
+
+    model, x, _ = exported
+    rec = OnnxRecognizer(exported[2].source, threads=2)
+    assert rec.decoder_small.get_session_options().intra_op_num_threads == 1
+    assert rec.decoder.get_session_options().intra_op_num_threads == 2
+    assert OnnxRecognizer(exported[2].source, threads=1).decoder_small.get_session_options().intra_op_num_threads == 1
+
+    calls = {"small": 0, "large": 0}
+
+    class Counting:
+        def __init__(self, session, key):
+            self.session, self.key = session, key
+
+        def run(self, *args, **kwargs):
+            calls[self.key] += 1
+            return self.session.run(*args, **kwargs)
+
+    rec.decoder_small, rec.decoder = Counting(rec.decoder_small, "small"), Counting(rec.decoder, "large")
+    big = x.repeat((SMALL_BATCH + len(x) - 1) // len(x), 1, 1, 1)[:SMALL_BATCH]
+    tokens_big, _ = rec.decode_arrays(big.numpy())
+    assert calls["large"] > 0 and calls["small"] == 0
+    tokens_one, _ = rec.decode_arrays(big[:1].numpy())
+    assert calls["small"] > 0
+    with torch.inference_mode():
+        ref = model.decode(big)
+    np.testing.assert_array_equal(tokens_big, ref.tokens.numpy())
+    np.testing.assert_array_equal(tokens_one, tokens_big[:1, : tokens_one.shape[1]])

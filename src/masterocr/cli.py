@@ -87,8 +87,8 @@ def add_runtime_options(p) -> None:
     p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for inference (default: every core); with --backend onnx, 1 is fastest "
-                        "for one crop at a time")
+                   help="CPU threads for inference (default: every core); with --backend onnx, batches under 32 "
+                        "run the decoder steps on one thread whatever this says (faster)")
 
 
 def cmd_predict(args) -> int:

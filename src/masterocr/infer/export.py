@@ -33,6 +33,8 @@ OPSET = 17
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder_step.onnx"
 META_FILE = "model.json"
+# below this many images a decoder step runs on one thread (see OnnxRecognizer)
+SMALL_BATCH = 32
 
 
 def _gca_forward_static(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,13 +160,21 @@ class OnnxRecognizer:
         cs = meta["charset"]
         self.charset = Charset(cs["keys"], case_sensitive=cs.get("case_sensitive", True))
         self.source = str(folder)
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
+
+        def session(name: str, intra_op_threads: int | None):
+            opts = ort.SessionOptions()
+            if intra_op_threads:
+                opts.intra_op_num_threads = intra_op_threads
+            opts.log_severity_level = 3
+            return ort.InferenceSession(str(folder / name), opts, providers=["CPUExecutionProvider"])
+
         try:
-            self.encoder = ort.InferenceSession(str(folder / ENCODER_FILE), opts, providers=["CPUExecutionProvider"])
-            self.decoder = ort.InferenceSession(str(folder / DECODER_FILE), opts, providers=["CPUExecutionProvider"])
+            self.encoder = session(ENCODER_FILE, threads)
+            self.decoder = session(DECODER_FILE, threads)
+            # A decoder step on a few images is some 40 operators of microseconds each: sharing them between
+            # threads costs more than it gains (bench/onnx_threads.py: one crop at a time ran twice as fast on
+            # one thread on a 2-core CPU; at 32 images the two were level), so small batches get their own session.
+            self.decoder_small = self.decoder if threads == 1 else session(DECODER_FILE, 1)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise UserError(f"cannot load the ONNX model in {folder}: {exc}") from exc
         self.device = torch.device("cpu")
@@ -203,8 +213,9 @@ class OnnxRecognizer:
         token = np.full((b, 1), SOS, dtype=np.int64)
         done = np.zeros(b, dtype=bool)
         tokens, probs = [], []
+        decoder = self.decoder_small if b < SMALL_BATCH else self.decoder
         for step in range(max_len + 1):
-            logits, past = self.decoder.run(
+            logits, past = decoder.run(
                 None, {"token": token, "step": np.array(step, dtype=np.int64), "past": past, "mem_kv": mem_kv}
             )
             if suppress_eos:

@@ -231,9 +231,9 @@ def load_recognizer(
     """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder).
 
     `threads`: CPU threads for inference (onnxruntime's intra-op threads; for the torch backend
-    `torch.set_num_threads`, which is process-wide). None keeps each library's default (every core). At batch 1
-    onnxruntime ran the shipped model fastest on one thread on a 2-core CPU: the per-step work is too small to
-    share (bench/accuracy.py --threads 1 against 2); for the torch backend one thread was not reliably faster.
+    `torch.set_num_threads`, which is process-wide). None keeps each library's default (every core). The onnx
+    backend runs the decoder steps of batches under 32 images on one thread whatever `threads` says: they are
+    too small to share (bench/onnx_threads.py); for the torch backend one thread was not faster at batch 1.
     """
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}")
