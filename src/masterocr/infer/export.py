@@ -58,6 +58,13 @@ def exportable(model: MASTER) -> MASTER:
     for m in model.modules():
         if isinstance(m, MultiAspectGCA):
             m.forward = types.MethodType(_gca_forward_static, m)
+    # Keep only the positions the graphs can reach: the memory's length (fixed by the input size) and the
+    # max_len + 1 decoding steps. The full 5,000-row tables were 3.8 MB of constants in each graph (d_model 192).
+    cfg = model.cfg
+    with torch.no_grad():
+        memory_len = model.backbone(torch.zeros(1, cfg.in_channels, cfg.img_h, cfg.img_w)).flatten(2).size(2)
+    model.memory_pos.pe = model.memory_pos.pe[:memory_len].clone()
+    model.token_pos.pe = model.token_pos.pe[: cfg.max_len + 1].clone()
     return model
 
 
@@ -206,6 +213,8 @@ class OnnxRecognizer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Greedy decoding of a preprocessed batch (B, C, H, W) float32 -> tokens (B, T), probs (B, T)."""
         max_len = self.cfg.max_len if max_len is None else max_len
+        if max_len > self.cfg.max_len:  # the step graph holds positions for max_len + 1 steps only
+            raise UserError(f"max_len {max_len} is more than the exported model's {self.cfg.max_len}")
         images = np.ascontiguousarray(images, dtype=np.float32)
         (mem_kv,) = self.encoder.run(None, {"images": images})
         b = images.shape[0]
