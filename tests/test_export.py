@@ -147,14 +147,15 @@ def test_cli_export_then_predict_with_onnx_backend(tmp_path, word_set, capsys):
             assert abs(a["pred_score"] - b["pred_score"]) < 1e-4
 
 
-def test_onnx_backend_refuses_a_missing_folder(tmp_path):
+def test_onnx_backend_refuses_a_missing_folder(tmp_path, monkeypatch):
     from masterocr.errors import UserError
-    from masterocr.infer.export import OnnxRecognizer
+    from masterocr.infer import export
 
-    with pytest.raises(UserError):
-        OnnxRecognizer.from_path(tmp_path / "nothing")
-    with pytest.raises(UserError):
-        OnnxRecognizer.from_path(None)
+    with pytest.raises(UserError, match="not an exported model folder"):
+        export.OnnxRecognizer.from_path(tmp_path / "nothing")
+    monkeypatch.setattr(export, "SHIPPED_ONNX_NAME", "missing")  # no checkpoint and no shipped graphs
+    with pytest.raises(UserError, match="no shipped ONNX graphs"):
+        export.OnnxRecognizer.from_path(None)
 
 
 def test_fold_conv_bn_matches_original():

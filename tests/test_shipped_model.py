@@ -135,3 +135,51 @@ def test_weights_saved_before_the_fused_projections_still_load():
     model.load_state_dict(legacy)  # strict: every fused key is filled, no legacy key is left over
     for a, b in zip(model.state_dict().values(), rec.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_shipped_onnx_graphs_are_of_the_shipped_weights_and_read_the_samples(monkeypatch):
+    """weights/master_medium_int8 (scripts/ship_onnx.py) is what `--backend onnx` reads with no checkpoint."""
+    import hashlib
+
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    from masterocr.errors import UserError
+    from masterocr.infer.export import SHIPPED_ONNX_NAME, OnnxRecognizer
+    from masterocr.infer.recognizer import load_recognizer
+
+    folder = REPO_WEIGHTS / SHIPPED_ONNX_NAME
+    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    weights = default_weights_path()
+    assert meta["source"] == weights.name
+    assert meta["source_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest(), (
+        "the shipped ONNX graphs are stale: run python scripts/ship_onnx.py"
+    )
+    assert "int8" in meta["quantized"]
+    shipped = [*REPO_WEIGHTS.glob("*.safetensors"), *folder.iterdir()]
+    assert sum(path.stat().st_size for path in shipped) < 30e6
+    rec = load_recognizer(None, backend="onnx")
+    assert isinstance(rec, OnnxRecognizer) and Path(rec.source) == folder
+    preds = rec.predict([SAMPLES / name for name in EXPECTED])
+    assert {name: p.text for name, p in zip(EXPECTED, preds)} == EXPECTED
+    monkeypatch.setenv("MASTEROCR_WEIGHTS", str(SMALL))  # another default model: its graphs are not shipped
+    with pytest.raises(UserError, match="MASTEROCR_WEIGHTS is set"):
+        load_recognizer(None, backend="onnx")
+
+
+def test_ship_onnx_records_the_source_by_name_and_hash(tmp_path):
+    import hashlib
+
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    from conftest import load_script
+
+    from masterocr.infer.export import OnnxRecognizer
+
+    out = load_script("ship_onnx").ship(SMALL, tmp_path / "small_int8")
+    meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    assert meta["source"] == SMALL.name and meta["source_sha256"] == hashlib.sha256(SMALL.read_bytes()).hexdigest()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small_int8"]  # the staging folder is gone
+    preds = OnnxRecognizer(out).predict([SAMPLES / name for name in EXPECTED_SMALL])
+    assert {name: p.text for name, p in zip(EXPECTED_SMALL, preds)} == EXPECTED_SMALL

@@ -83,7 +83,8 @@ def add_predict(sub) -> None:
 
 def add_runtime_options(p) -> None:
     p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
-                   help="onnx: --checkpoint is a folder written by `masterocr export`")
+                   help="onnx: --checkpoint is a folder written by `masterocr export` (default: the shipped "
+                        "model's int8 graphs, weights/master_medium_int8)")
     p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
     p.add_argument("--threads", type=int, default=None,

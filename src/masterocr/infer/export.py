@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import types
 import warnings
 from collections.abc import Iterable
@@ -35,6 +36,26 @@ DECODER_FILE = "decoder_step.onnx"
 META_FILE = "model.json"
 # below this many images a decoder step runs on one thread (see OnnxRecognizer)
 SMALL_BATCH = 32
+# the shipped model's int8 graphs, beside its weights (scripts/ship_onnx.py writes them)
+SHIPPED_ONNX_NAME = "master_medium_int8"
+
+
+def default_onnx_path() -> Path:
+    """The shipped int8 graphs; an error when MASTEROCR_WEIGHTS points the default elsewhere (they would not
+    match) or when they are missing."""
+    from masterocr.infer.recognizer import REPO_WEIGHTS
+
+    if os.environ.get("MASTEROCR_WEIGHTS"):
+        raise UserError(
+            "MASTEROCR_WEIGHTS is set, and the shipped ONNX graphs are of the repository's weights: export yours "
+            "with `masterocr export --int8 --out DIR` and pass --checkpoint DIR"
+        )
+    path = REPO_WEIGHTS / SHIPPED_ONNX_NAME
+    if not (path / META_FILE).exists():
+        raise UserError(
+            f"no shipped ONNX graphs at {path}; pass --checkpoint with a folder written by `masterocr export`"
+        )
+    return path
 
 
 def _gca_forward_static(self, x: torch.Tensor) -> torch.Tensor:
@@ -194,9 +215,8 @@ class OnnxRecognizer:
 
     @classmethod
     def from_path(cls, path: str | Path | None, threads: int | None = None) -> OnnxRecognizer:
-        if path is None:
-            raise UserError("--backend onnx needs --checkpoint pointing at a folder written by `masterocr export`")
-        return cls(path, threads)
+        """An exported folder; None = the shipped model's int8 graphs (weights/master_medium_int8)."""
+        return cls(default_onnx_path() if path is None else path, threads)
 
     def __call__(self, images, **kwargs):
         return self.predict(images, **kwargs)

@@ -438,7 +438,8 @@ def serve(
     """Load `checkpoint` (None = the shipped weights; UserError when absent) and serve it with uvicorn.
 
     `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`; `backend="onnx"` serves
-    a folder written by `masterocr export` on onnxruntime (faster on CPU at small batches, no attention maps);
+    a folder written by `masterocr export` (None: the shipped int8 graphs) on onnxruntime (faster on CPU at
+    small batches, no attention maps);
     `threads` as in `load_recognizer`."""
     import uvicorn
 

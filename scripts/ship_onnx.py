@@ -1,0 +1,51 @@
+"""Export the shipped weights to the int8 ONNX graphs shipped beside them (weights/master_medium_int8/).
+
+    python scripts/ship_onnx.py
+
+`masterocr predict|test|serve --backend onnx` reads these graphs when no --checkpoint is given. The export is
+`masterocr export --int8` (calibrated on 128 seeded synthetic words, so the same weights give byte-identical
+graphs); model.json then names its source by file name and SHA-256 instead of a local path, and
+tests/test_shipped_model.py checks that the hash still matches the shipped weights. Run it again whenever
+weights/master_medium.safetensors changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from masterocr.infer.export import META_FILE, SHIPPED_ONNX_NAME
+from masterocr.infer.quantize import export_onnx_int8
+from masterocr.infer.recognizer import DEFAULT_WEIGHTS_NAME, REPO_WEIGHTS
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ship(weights: Path, out: Path) -> Path:
+    """Export `weights` to int8 graphs in `out`, replacing what is there only once the export has succeeded."""
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        staged = export_onnx_int8(weights, Path(tmp) / out.name)
+        meta_path = staged / META_FILE
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta["source"] = weights.name
+        meta["source_sha256"] = sha256(weights)
+        meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        staged.rename(out)
+    return out
+
+
+def main() -> None:
+    out = ship(REPO_WEIGHTS / DEFAULT_WEIGHTS_NAME, REPO_WEIGHTS / SHIPPED_ONNX_NAME)
+    size = sum(f.stat().st_size for f in out.iterdir())
+    print(json.dumps({"out": str(out), "bytes": size}))
+
+
+if __name__ == "__main__":
+    main()
