@@ -4,7 +4,8 @@
                              [--variants fp32,int8,onnx,onnx-int8] [--by-font] [--also OTHER_CKPT ...]
 
 Prints one table measured in one run: the model as shipped (fp32), its dynamic-int8 decoder, the exported
-ONNX graphs on onnxruntime and their int8 version (`masterocr export --int8`), each on the same images at
+ONNX graphs on onnxruntime and their int8 version (the shipped weights/master_medium_int8, which is `masterocr
+export --int8`; exported afresh for --checkpoint), each on the same images at
 batch 1; --also adds other weights (fp32) on the same images, e.g. weights/master_small.safetensors. Peers
 (Tesseract with --psm 8, rapidocr-onnxruntime's recognizer: `pip install -e '.[bench]'`) are optional:
 skipped with a note when absent; --threads applies to every reader (torch, our onnxruntime sessions,
@@ -81,10 +82,13 @@ def build_variants(checkpoint: str | None, names: list[str], tmp: Path, threads:
 
             out.append(("masterocr onnx", OnnxRecognizer(export_onnx(checkpoint, tmp / "onnx"), threads=threads)))
         elif name == "onnx-int8":
-            from masterocr.infer.export import OnnxRecognizer
+            from masterocr.infer.export import OnnxRecognizer, default_onnx_path
             from masterocr.infer.quantize import export_onnx_int8
 
-            folder = export_onnx_int8(checkpoint, tmp / "onnx-int8")  # calibrated on synthetic training fonts
+            if checkpoint is None:  # the shipped graphs (weights/master_medium_int8), as --backend onnx reads them
+                folder = default_onnx_path()
+            else:  # calibrated on synthetic training fonts, as the shipped ones were
+                folder = export_onnx_int8(checkpoint, tmp / "onnx-int8")
             out.append(("masterocr onnx int8", OnnxRecognizer(folder, threads=threads)))
         else:
             raise SystemExit(f"unknown variant {name!r}: use fp32, int8, onnx, onnx-int8")
