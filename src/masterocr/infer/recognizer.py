@@ -228,7 +228,8 @@ def load_recognizer(
     dtype: str = "fp32",
     threads: int | None = None,
 ):
-    """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder).
+    """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder,
+    None the shipped int8 graphs).
 
     `threads`: CPU threads for inference (onnxruntime's intra-op threads; for the torch backend
     `torch.set_num_threads`, which is process-wide). None keeps each library's default (every core). The onnx
