@@ -6,7 +6,8 @@
 Three readers share one exported model and differ only in the decoder-step session: `dec 1` runs every step on
 one thread, `dec N` on --threads (default: every core, onnxruntime's default), `auto` is what `OnnxRecognizer`
 does (one thread below SMALL_BATCH images, --threads from there). The encoder runs on --threads in all three.
-Without --onnx the shipped weights are exported with `masterocr export --int8` into a temporary folder. Words:
+Without --onnx: the shipped int8 graphs (weights/master_medium_int8, `masterocr export --int8` of the default
+weights). Words:
 the first --count held-out synthetic words of bench/accuracy.py, preprocessed once (model time only, no image
 decoding). ms per crop: the median of --reps passes, the readers taking turns in each pass. The three must
 read the same tokens (same graphs); the script checks it.
@@ -15,9 +16,9 @@ read the same tokens (same graphs); the script checks it.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,13 +28,14 @@ from accuracy import synthetic_words  # bench/accuracy.py: the same words as its
 
 from masterocr import Recognizer
 from masterocr.evaluate import format_table
-from masterocr.infer.export import SMALL_BATCH, OnnxRecognizer
+from masterocr.infer.export import SMALL_BATCH, OnnxRecognizer, default_onnx_path
 
 
 def readers(folder: Path, threads: int) -> dict[str, OnnxRecognizer]:
-    """`auto` as shipped, and two copies whose decoder session is pinned to one thread or to `threads`."""
+    """`auto` as shipped, and two shallow copies of it (same encoder session) whose decoder session is pinned to
+    one thread or to `threads`."""
     auto = OnnxRecognizer(folder, threads=threads)
-    one, many = OnnxRecognizer(folder, threads=threads), OnnxRecognizer(folder, threads=threads)
+    one, many = copy.copy(auto), copy.copy(auto)
     one.decoder = one.decoder_small = auto.decoder_small  # one thread
     many.decoder = many.decoder_small = auto.decoder  # `threads`
     return {"dec 1": one, f"dec {threads}": many, "auto": auto}
@@ -61,7 +63,7 @@ def measure(reads: dict[str, OnnxRecognizer], batch: np.ndarray, sizes: list[int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--onnx", type=Path, default=None, help="an exported folder (default: export the shipped)")
+    parser.add_argument("--onnx", type=Path, default=None, help="an exported folder (default: the shipped graphs)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--count", type=int, default=128)
     parser.add_argument("--seed", type=int, default=12345, help="bench/accuracy.py's default")
@@ -71,19 +73,13 @@ def main() -> None:
     if args.threads < 2:
         raise SystemExit("--threads must be at least 2: with one, all three readers are the same")
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = args.onnx
-        if folder is None:
-            from masterocr.infer.quantize import export_onnx_int8
-
-            folder = export_onnx_int8(None, Path(tmp) / "onnx-int8")
-        reads = readers(folder, args.threads)
-        words = synthetic_words(Recognizer(), args.count, args.seed)
-        batch = np.stack([next(iter(reads.values())).preprocess(im).numpy() for im in words.images])
-        tokens = {name: r.decode_arrays(batch[:8])[0] for name, r in reads.items()}
-        if any(not np.array_equal(t, tokens["auto"]) for t in tokens.values()):
-            raise SystemExit("the readers disagree: the sessions should run the same graphs")
-        rows = measure(reads, batch, [int(b) for b in args.batches.split(",")], args.reps)
+    reads = readers(args.onnx or default_onnx_path(), args.threads)
+    words = synthetic_words(Recognizer(), args.count, args.seed)
+    batch = np.stack([reads["auto"].preprocess(im).numpy() for im in words.images])
+    tokens = {name: r.decode_arrays(batch[:8])[0] for name, r in reads.items()}
+    if any(not np.array_equal(t, tokens["auto"]) for t in tokens.values()):
+        raise SystemExit("the readers disagree: the sessions should run the same graphs")
+    rows = measure(reads, batch, [int(b) for b in args.batches.split(",")], args.reps)
     print(
         f"ms per crop, {len(batch)} held-out synthetic words, encoder on {args.threads} threads; auto: one thread "
         f"below {SMALL_BATCH} images"

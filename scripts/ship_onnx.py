@@ -11,7 +11,6 @@ weights/master_medium.safetensors changes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -20,10 +19,7 @@ from pathlib import Path
 from masterocr.infer.export import META_FILE, SHIPPED_ONNX_NAME
 from masterocr.infer.quantize import export_onnx_int8
 from masterocr.infer.recognizer import DEFAULT_WEIGHTS_NAME, REPO_WEIGHTS
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from masterocr.infer.weights import file_sha256
 
 
 def ship(weights: Path, out: Path) -> Path:
@@ -33,7 +29,7 @@ def ship(weights: Path, out: Path) -> Path:
         meta_path = staged / META_FILE
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         meta["source"] = weights.name
-        meta["source_sha256"] = sha256(weights)
+        meta["source_sha256"] = file_sha256(weights)
         meta_path.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)

@@ -81,11 +81,8 @@ def exportable(model: MASTER) -> MASTER:
             m.forward = types.MethodType(_gca_forward_static, m)
     # Keep only the positions the graphs can reach: the memory's length (fixed by the input size) and the
     # max_len + 1 decoding steps. The full 5,000-row tables were 3.8 MB of constants in each graph (d_model 192).
-    cfg = model.cfg
-    with torch.no_grad():
-        memory_len = model.backbone(torch.zeros(1, cfg.in_channels, cfg.img_h, cfg.img_w)).flatten(2).size(2)
-    model.memory_pos.pe = model.memory_pos.pe[:memory_len].clone()
-    model.token_pos.pe = model.token_pos.pe[: cfg.max_len + 1].clone()
+    model.memory_pos.pe = model.memory_pos.pe[: model.cfg.memory_len].clone()
+    model.token_pos.pe = model.token_pos.pe[: model.cfg.max_len + 1].clone()
     return model
 
 

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -34,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.errors import UserError
 from masterocr.infer.recognizer import Prediction, Recognizer, load_recognizer
+from masterocr.infer.weights import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -172,13 +172,7 @@ class Batcher:
 
 
 def _file_sha256(path: str | Path | None) -> str | None:
-    if not path or not Path(path).is_file():
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(MiB), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path) if path and Path(path).is_file() else None
 
 
 def _index_html() -> str:
