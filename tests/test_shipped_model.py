@@ -92,7 +92,7 @@ def test_cli_test_reports_every_lmdb_under_a_root_for_torch_int8_and_onnx(tmp_pa
     assert main(["export", "--out", str(exported)]) == 0
     capsys.readouterr()
     results = {}
-    for extra in ([], ["--int8"], ["--backend", "onnx", "--checkpoint", str(exported)]):
+    for extra in ([], ["--backend", "torch"], ["--int8"], ["--backend", "onnx", "--checkpoint", str(exported)]):
         assert main(["test", "--data-root", str(root), "--json", *extra]) == 0
         rows = json.loads(capsys.readouterr().out)
         assert set(rows) == {"set_a", "nested/set_b", "total"}
@@ -103,7 +103,7 @@ def test_cli_test_reports_every_lmdb_under_a_root_for_torch_int8_and_onnx(tmp_pa
     preds = Recognizer().predict([SAMPLES / n for n in labels])
     exact = sum(p.text == gold for p, gold in zip(preds, labels.values())) / len(labels)
     assert exact >= len(EXPECTED) / len(labels)
-    assert results == {"": exact, "--int8": exact, "--backend onnx": exact}
+    assert results == {"": exact, "--backend torch": exact, "--int8": exact, "--backend onnx": exact}
 
 
 def test_cached_fast_path_growing_cache_and_full_recompute_agree_on_trained_weights():
@@ -183,3 +183,54 @@ def test_ship_onnx_records_the_source_by_name_and_hash(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small_int8"]  # the staging folder is gone
     preds = OnnxRecognizer(out).predict([SAMPLES / name for name in EXPECTED_SMALL])
     assert {name: p.text for name, p in zip(EXPECTED_SMALL, preds)} == EXPECTED_SMALL
+
+
+def test_predict_reads_with_the_shipped_onnx_graphs_by_default_and_skips_label_files(tmp_path, capsys):
+    """`masterocr predict` with no backend or checkpoint: "auto" picks the shipped int8 graphs (onnxruntime is
+    installed here), says so, and reads the samples as the PyTorch model does; labels.jsonl and SOURCES.md are
+    skipped, not listed as unreadable images."""
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    from masterocr.cli import main
+
+    assert main(["predict", "--img-folder", str(SAMPLES), "--output-folder", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "backend auto: the shipped int8 ONNX graphs" in captured.err
+    entries = json.loads((tmp_path / "predict_result.json").read_text(encoding="utf-8"))
+    read = {e["filename"]: e["result"] for e in entries}
+    assert set(read) == {p.name for p in SAMPLES.iterdir() if p.suffix in {".png", ".jpg"}}
+    assert {name: read[name] for name in EXPECTED} == EXPECTED
+    assert main(["predict", "--backend", "torch", "--img-folder", str(SAMPLES), "--output-folder", str(tmp_path)]) == 0
+    assert "backend auto" not in capsys.readouterr().err
+    torch_read = {e["filename"]: e["result"] for e in json.loads((tmp_path / "predict_result.json").read_text())}
+    assert torch_read == read
+
+
+def test_auto_backend_is_torch_unless_the_shipped_graphs_are_the_model_asked_for(monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from masterocr.infer.recognizer import resolve_backend
+
+    pytest.importorskip("onnxruntime")
+    assert resolve_backend("auto", None, "cpu", False, "fp32") == "onnx"
+    import masterocr
+
+    fast = masterocr.load_recognizer(backend="auto")  # the public API's way to the same graphs
+    assert fast.backend == "onnxruntime" and Path(fast.source).name == "master_medium_int8"
+    assert resolve_backend("auto", SMALL, "cpu", False, "fp32") == "torch"  # another model
+    assert resolve_backend("auto", None, "cpu", True, "fp32") == "torch"  # --int8 is a torch option
+    assert resolve_backend("auto", None, "cpu", False, "bf16") == "torch"
+    assert resolve_backend("auto", None, "cuda:0", False, "fp32") == "torch"
+    assert resolve_backend("torch", None, "cpu", False, "fp32") == "torch"
+    assert resolve_backend("onnx", SMALL, "cpu", False, "fp32") == "onnx"  # an explicit choice passes through
+    with monkeypatch.context() as m:
+        m.setenv("MASTEROCR_WEIGHTS", str(SMALL))  # the shipped graphs are not of that model
+        assert resolve_backend("auto", None, "cpu", False, "fp32") == "torch"
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else find_spec(name, *a)
+    )
+    assert resolve_backend("auto", None, "cpu", False, "fp32") == "torch"  # a plain install: no onnxruntime

@@ -1,10 +1,21 @@
-"""masterocr: MASTER scene-text recognition. Public API: build_model, Recognizer, Charset, load_config."""
+"""masterocr: MASTER scene-text recognition. Public API: build_model, Recognizer, load_recognizer, Charset,
+load_config."""
 
 from masterocr.charset import Charset
 from masterocr.config import load_config
 from masterocr.errors import UserError
-from masterocr.infer.recognizer import Prediction, Recognizer
+from masterocr.infer.recognizer import Prediction, Recognizer, load_recognizer
 from masterocr.model import MASTER, MasterConfig, build_model
 
 __version__ = "0.1.0"
-__all__ = ["MASTER", "Charset", "MasterConfig", "Prediction", "Recognizer", "UserError", "build_model", "load_config"]
+__all__ = [
+    "MASTER",
+    "Charset",
+    "MasterConfig",
+    "Prediction",
+    "Recognizer",
+    "UserError",
+    "build_model",
+    "load_config",
+    "load_recognizer",
+]

@@ -81,10 +81,12 @@ def add_predict(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
 
-def add_runtime_options(p) -> None:
-    p.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+def add_runtime_options(p, default_backend: str = "auto") -> None:
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default=default_backend,
                    help="onnx: --checkpoint is a folder written by `masterocr export` (default: the shipped "
-                        "model's int8 graphs, weights/master_medium_int8)")
+                        "model's int8 graphs, weights/master_medium_int8); auto: those graphs when no --checkpoint "
+                        "is given and onnxruntime is installed (CPU, fp32), else torch "
+                        f"(default: {default_backend})")
     p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
     p.add_argument("--threads", type=int, default=None,
@@ -92,11 +94,19 @@ def add_runtime_options(p) -> None:
                         "run the decoder steps on one thread whatever this says (faster)")
 
 
+def say_backend(asked: str, rec) -> None:
+    """On stderr, when "auto" chose the ONNX graphs: a user comparing readings with the PyTorch model knows why."""
+    if asked == "auto" and rec.backend != "torch":
+        print(f"backend auto: the shipped int8 ONNX graphs ({rec.source}); --backend torch for the PyTorch model",
+              file=sys.stderr)
+
+
 def cmd_predict(args) -> int:
     from masterocr.infer.recognizer import load_recognizer, predict_folder
 
     device = f"cuda:{args.gpu}" if args.gpu is not None and args.gpu >= 0 else args.device
     rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype, args.threads)
+    say_backend(args.backend, rec)
     for flag, want, have in (("--width", args.width, rec.cfg.img_w), ("--height", args.height, rec.cfg.img_h)):
         if want is not None and want != have:
             raise UserError(f"{flag} {want} differs from the model's input size {have}; drop it or use the same")
@@ -151,6 +161,7 @@ def cmd_test(args) -> int:
     from masterocr.infer.recognizer import load_recognizer
 
     rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype, args.threads)
+    say_backend(args.backend, rec)
     rows = evaluate_benchmarks(rec, args.data_root, args.batch_size)
     if args.json:
         print(json.dumps(dict(rows)))
@@ -240,7 +251,7 @@ def add_serve(sub) -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--device", default="cpu")
-    add_runtime_options(p)
+    add_runtime_options(p, default_backend="torch")  # the web page shows attention maps
     p.set_defaults(func=cmd_serve)
 
 

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 REPO_WEIGHTS = Path(__file__).resolve().parents[3] / "weights"
 DEFAULT_WEIGHTS_NAME = "master_medium.safetensors"
+# suffixes of the files people keep beside their crops (labels, notes): a folder prediction skips them
+NOT_IMAGES = frozenset({".txt", ".json", ".jsonl", ".csv", ".tsv", ".md", ".yaml", ".yml", ".mdb", ".lock", ".log"})
 
 
 def default_weights_path() -> Path:
@@ -179,9 +181,7 @@ class Recognizer:
     def predict_tensors(self, batch: torch.Tensor, return_attention: bool = False) -> list[Prediction]:
         """Decode a preprocessed batch (B, C, H, W)."""
         out = self.model.decode(batch.to(self.device, self.dtype), return_attention=return_attention)
-        preds = [
-            tokens_to_prediction(self.charset, t, p) for t, p in zip(out.tokens.tolist(), out.probs.tolist())
-        ]
+        preds = [tokens_to_prediction(self.charset, t, p) for t, p in zip(out.tokens.tolist(), out.probs.tolist())]
         if return_attention and out.attention is not None:
             for i, pred in enumerate(preds):
                 pred.attention = out.attention[i, : len(pred.text)].float().cpu().tolist()
@@ -197,15 +197,22 @@ class Recognizer:
 def predict_folder(
     recognizer: Recognizer, folder: str | Path, output_folder: str | Path, batch_size: int = 32, progress: bool = True
 ) -> tuple[Path, list[dict]]:
-    """Recognize every file in `folder` and write output_folder/predict_result.json (the original's format)."""
+    """Recognize every file in `folder` and write output_folder/predict_result.json (the original's format).
+
+    Label and document files kept beside the images (NOT_IMAGES: .txt, .jsonl, .md, ...) are skipped with a
+    warning; every other file gets an entry, with the reason when it cannot be read."""
     from tqdm import tqdm
 
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist or is not a folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    listed = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = [p for p in listed if p.suffix.lower() not in NOT_IMAGES]
+    if len(files) < len(listed):
+        skipped = [p.name for p in listed if p.suffix.lower() in NOT_IMAGES]
+        log.warning("skipped %d label/document files in %s: %s", len(skipped), folder, ", ".join(skipped[:5]))
     if not files:
-        raise UserError(f"image folder {folder} holds no files")
+        raise UserError(f"image folder {folder} holds no image files")
     entries = []
     for start in tqdm(range(0, len(files), batch_size), desc="predict", disable=not progress, leave=False):
         chunk = files[start : start + batch_size]
@@ -220,8 +227,35 @@ def predict_folder(
     return result, entries
 
 
+def resolve_backend(
+    backend: str, checkpoint: str | Path | None, device: str | torch.device, int8: bool, dtype: str
+) -> str:
+    """ "auto" becomes "onnx" where the shipped int8 ONNX graphs are the model asked for and can run: no checkpoint,
+    no MASTEROCR_WEIGHTS, a CPU, fp32 and no --int8 (torch-only options), onnxruntime installed, the graphs present.
+    Anything else is "torch". Other backends pass through.
+
+    The graphs read the shipped model 2-3 times faster at batch 1 on a CPU, with the same exact-match accuracy on
+    the benchmarks (weights/MODEL_CARD.md); they return no attention maps."""
+    if backend != "auto":
+        return backend
+    import importlib.util
+
+    from masterocr.infer.export import META_FILE, SHIPPED_ONNX_NAME
+
+    shipped_graphs = (
+        checkpoint is None
+        and not os.environ.get("MASTEROCR_WEIGHTS")
+        and torch.device(device).type == "cpu"
+        and dtype == "fp32"
+        and not int8
+        and (REPO_WEIGHTS / SHIPPED_ONNX_NAME / META_FILE).exists()
+        and importlib.util.find_spec("onnxruntime") is not None
+    )
+    return "onnx" if shipped_graphs else "torch"
+
+
 def load_recognizer(
-    checkpoint: str | Path | None,
+    checkpoint: str | Path | None = None,
     device: str | torch.device = "cpu",
     backend: str = "torch",
     int8: bool = False,
@@ -229,7 +263,7 @@ def load_recognizer(
     threads: int | None = None,
 ):
     """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder,
-    None the shipped int8 graphs).
+    None the shipped int8 graphs); backend "auto" picks one as `resolve_backend` says.
 
     `threads`: CPU threads for inference (onnxruntime's intra-op threads; for the torch backend
     `torch.set_num_threads`, which is process-wide). None keeps each library's default (every core). The onnx
@@ -238,6 +272,7 @@ def load_recognizer(
     """
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}")
+    backend = resolve_backend(backend, checkpoint, device, int8, dtype)
     if backend == "onnx":
         if int8 or dtype != "fp32":
             raise UserError(
@@ -248,7 +283,7 @@ def load_recognizer(
 
         return OnnxRecognizer.from_path(checkpoint, threads)
     if backend != "torch":
-        raise UserError(f"backend {backend!r} is not torch or onnx")
+        raise UserError(f"backend {backend!r} is not auto, torch or onnx")
     if threads is not None:
         torch.set_num_threads(threads)
     return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)
