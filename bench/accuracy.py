@@ -85,7 +85,7 @@ def build_variants(checkpoint: str | None, names: list[str], tmp: Path, threads:
             from masterocr.infer.export import OnnxRecognizer, default_onnx_path
             from masterocr.infer.quantize import export_onnx_int8
 
-            if checkpoint is None:  # the shipped graphs (weights/master_medium_int8), as --backend onnx reads them
+            if checkpoint is None:  # weights/master_medium_int8: what `masterocr predict` reads by default
                 folder = default_onnx_path()
             else:  # calibrated on synthetic training fonts, as the shipped ones were
                 folder = export_onnx_int8(checkpoint, tmp / "onnx-int8")
