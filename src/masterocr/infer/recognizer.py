@@ -181,7 +181,9 @@ class Recognizer:
     def predict_tensors(self, batch: torch.Tensor, return_attention: bool = False) -> list[Prediction]:
         """Decode a preprocessed batch (B, C, H, W)."""
         out = self.model.decode(batch.to(self.device, self.dtype), return_attention=return_attention)
-        preds = [tokens_to_prediction(self.charset, t, p) for t, p in zip(out.tokens.tolist(), out.probs.tolist())]
+        preds = [
+            tokens_to_prediction(self.charset, t, p) for t, p in zip(out.tokens.tolist(), out.probs.tolist())
+        ]
         if return_attention and out.attention is not None:
             for i, pred in enumerate(preds):
                 pred.attention = out.attention[i, : len(pred.text)].float().cpu().tolist()
