@@ -229,6 +229,10 @@ def test_auto_backend_is_torch_unless_the_shipped_graphs_are_the_model_asked_for
     with monkeypatch.context() as m:
         m.setenv("MASTEROCR_WEIGHTS", str(SMALL))  # the shipped graphs are not of that model
         assert resolve_backend("auto", None, "cpu", False, "fp32") == "torch"
+    with monkeypatch.context() as m:
+        m.setattr("masterocr.infer.recognizer.REPO_WEIGHTS", Path("/nonexistent"))  # a checkout without them
+        assert resolve_backend("auto", None, "cpu", False, "fp32") == "torch"
+    assert resolve_backend("auto", None, "cpu", False, "fp32") == "onnx"
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else find_spec(name, *a)

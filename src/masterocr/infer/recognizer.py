@@ -240,20 +240,17 @@ def resolve_backend(
     the benchmarks (weights/MODEL_CARD.md); they return no attention maps."""
     if backend != "auto":
         return backend
+    if checkpoint is not None or torch.device(device).type != "cpu" or dtype != "fp32" or int8:
+        return "torch"
     import importlib.util
 
-    from masterocr.infer.export import META_FILE, SHIPPED_ONNX_NAME
+    from masterocr.infer.export import default_onnx_path
 
-    shipped_graphs = (
-        checkpoint is None
-        and not os.environ.get("MASTEROCR_WEIGHTS")
-        and torch.device(device).type == "cpu"
-        and dtype == "fp32"
-        and not int8
-        and (REPO_WEIGHTS / SHIPPED_ONNX_NAME / META_FILE).exists()
-        and importlib.util.find_spec("onnxruntime") is not None
-    )
-    return "onnx" if shipped_graphs else "torch"
+    try:
+        default_onnx_path()  # refuses under MASTEROCR_WEIGHTS (another model) and when the graphs are missing
+    except UserError:
+        return "torch"
+    return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
 
 
 def load_recognizer(

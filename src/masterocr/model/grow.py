@@ -56,8 +56,9 @@ def grow_state_dict(
     least as many). The new layers' other tensors get the model's usual random init, seeded by `seed`.
     """
     _check_growable(src, dst)
-    torch.manual_seed(seed)
-    grown = MASTER(dst, num_classes).state_dict()
+    with torch.random.fork_rng(devices=[]):  # seed the new layers without touching the caller's RNG
+        torch.manual_seed(seed)
+        grown = MASTER(dst, num_classes).state_dict()
     carried = {_rename_backbone_key(k, src, dst): v for k, v in state.items()}
     unknown = sorted(set(carried) - set(grown))
     if unknown:
