@@ -2,7 +2,8 @@
 
     python scripts/ship_onnx.py
 
-`masterocr predict|test|serve --backend onnx` reads these graphs when no --checkpoint is given. The export is
+`masterocr predict` and `test` read these graphs when no --checkpoint is given and onnxruntime is installed
+(`--backend auto`, their default), and so does `--backend onnx` for predict, test and serve. The export is
 `masterocr export --int8` (calibrated on 128 seeded synthetic words, so the same weights give byte-identical
 graphs); model.json then names its source by file name and SHA-256 instead of a local path, and
 tests/test_shipped_model.py checks that the hash still matches the shipped weights. Run it again whenever

@@ -263,11 +263,11 @@ def test_small_batches_run_the_decoder_step_on_one_thread(exported):
     from SMALL_BATCH on to the session with the asked threads; both read the same tokens."""
     from masterocr.infer.export import SMALL_BATCH, OnnxRecognizer
 
-    model, x, _ = exported
-    rec = OnnxRecognizer(exported[2].source, threads=2)
+    model, x, default_rec = exported
+    rec = OnnxRecognizer(default_rec.source, threads=2)
     assert rec.decoder_small.get_session_options().intra_op_num_threads == 1
     assert rec.decoder.get_session_options().intra_op_num_threads == 2
-    assert OnnxRecognizer(exported[2].source, threads=1).decoder_small.get_session_options().intra_op_num_threads == 1
+    assert OnnxRecognizer(default_rec.source, threads=1).decoder_small.get_session_options().intra_op_num_threads == 1
 
     calls = {"small": 0, "large": 0}
 

@@ -208,11 +208,12 @@ def predict_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist or is not a folder")
-    listed = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    files = [p for p in listed if p.suffix.lower() not in NOT_IMAGES]
-    if len(files) < len(listed):
-        skipped = [p.name for p in listed if p.suffix.lower() in NOT_IMAGES]
-        log.warning("skipped %d label/document files in %s: %s", len(skipped), folder, ", ".join(skipped[:5]))
+    files, skipped = [], []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        (skipped if path.suffix.lower() in NOT_IMAGES else files).append(path)
+    if skipped:
+        names = ", ".join(p.name for p in skipped[:5])
+        log.warning("skipped %d label/document files in %s: %s", len(skipped), folder, names)
     if not files:
         raise UserError(f"image folder {folder} holds no image files")
     entries = []

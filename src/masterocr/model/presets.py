@@ -10,17 +10,17 @@ PRESETS: dict[str, MasterConfig] = {
     # the paper's network: 48x160 RGB, ResNet-31-like backbone with GCA, d_model 512, 3 decoder layers
     "paper": MasterConfig(),
     # CPU presets: grayscale 32x128 (memory of 4x32 positions), slimmer stages, smaller decoder
+    "medium": MasterConfig(
+        img_h=32, img_w=128, in_channels=1,
+        widths=(16, 32, 64, 128, 192, 192), blocks=(1, 1, 1, 1),
+        d_model=192, nhead=6, d_ff=768, num_decoder_layers=3, dropout=0.1, max_len=25,
+    ),
     # medium with one more block in stages 3 and 4 and a fourth decoder layer: grown from trained medium weights
     # by masterocr.model.grow (scripts/grow_weights.py), then trained on (configs/synth_gpu_large.json)
     "large": MasterConfig(
         img_h=32, img_w=128, in_channels=1,
         widths=(16, 32, 64, 128, 192, 192), blocks=(1, 1, 2, 2),
         d_model=192, nhead=6, d_ff=768, num_decoder_layers=4, dropout=0.1, max_len=25,
-    ),
-    "medium": MasterConfig(
-        img_h=32, img_w=128, in_channels=1,
-        widths=(16, 32, 64, 128, 192, 192), blocks=(1, 1, 1, 1),
-        d_model=192, nhead=6, d_ff=768, num_decoder_layers=3, dropout=0.1, max_len=25,
     ),
     "small": MasterConfig(
         img_h=32, img_w=128, in_channels=1,
