@@ -32,8 +32,9 @@ from typing import NamedTuple
 
 import torch
 
-from masterocr.evaluate import Counts, format_table, read_labels
+from masterocr.data.labels import read_labels
 from masterocr.infer.recognizer import Recognizer
+from masterocr.metrics import Counts, format_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -137,8 +138,8 @@ def synthetic_words(
     """Rendered words, their labels and font families. "heldout": fonts the training split never saw (the
     split is by family); "train": the training fonts, rendered the same way. `font_dirs`: where the fonts lie
     (None: the system's)."""
-    from masterocr.data.fonts import font_family
     from masterocr.data.synth import SynthDataset
+    from masterocr.data.synth.fonts import font_family
 
     ds = SynthDataset(
         charset=rec.charset,

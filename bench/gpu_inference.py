@@ -20,7 +20,7 @@ import torch
 from accuracy import synthetic_words  # bench/accuracy.py: the same words as its table
 
 from masterocr import Recognizer
-from masterocr.evaluate import format_table, score
+from masterocr.metrics import format_table, score
 
 
 def measure(rec: Recognizer, images, golds, batch: int, seconds: float, sync) -> dict:

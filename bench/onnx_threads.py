@@ -27,8 +27,8 @@ import torch
 from accuracy import synthetic_words  # bench/accuracy.py: the same words as its table
 
 from masterocr import Recognizer
-from masterocr.evaluate import format_table
 from masterocr.infer.export import SMALL_BATCH, OnnxRecognizer, default_onnx_path
+from masterocr.metrics import format_table
 
 
 def readers(folder: Path, threads: int) -> dict[str, OnnxRecognizer]:

@@ -1,28 +1,25 @@
 """txt/jsonl datasets: filtering and counting of bad samples, warnings, unreadable images, augmentation
-determinism; FolderDataset; collate; build_dataset."""
+determinism; collate; build_dataset."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-import sys
-import types
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
+import masterocr.data.build as build_module
 from masterocr.charset import Charset
 from masterocr.data import (
     Augment,
-    FolderDataset,
     JsonlDataset,
     TextLineDataset,
     build_dataset,
     collate,
-    collate_folder,
 )
 from masterocr.errors import UserError
 
@@ -207,29 +204,6 @@ def test_collate_drops_none() -> None:
     assert empty.images is None and empty.labels == [] and empty.skipped == 2
 
 
-def test_folder_dataset(tmp_path: Path) -> None:
-    folder = tmp_path / "pics"
-    (folder / "nested").mkdir(parents=True)
-    (folder / "b_word.png").write_bytes(word_png("b"))
-    (folder / "a_noext").write_bytes(word_png("a"))  # no extension needed
-    (folder / "c_notes.txt").write_text("not an image")
-    (folder / ".hidden.png").write_bytes(word_png("h"))
-    (folder / "nested" / "x.png").write_bytes(word_png("x"))
-    ds = FolderDataset(folder, img_h=H, img_w=W, in_channels=1, keep_ratio=True)
-    assert ds.files == ["a_noext", "b_word.png", "c_notes.txt"]
-    tensor, name, err = ds[2]
-    assert tensor is None and name == "c_notes.txt" and "c_notes.txt" in err and "not an image" in err
-    batch = collate_folder([ds[i] for i in range(3)])
-    assert batch.names == ds.files and batch.errors[:2] == [None, None] and batch.errors[2]
-    assert batch.images.shape == (2, 1, H, W)
-    assert collate_folder([ds[2]]).images is None
-    with pytest.raises(UserError, match="not found"):
-        FolderDataset(tmp_path / "nope", img_h=H, img_w=W)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="no files"):
-        FolderDataset(tmp_path / "empty", img_h=H, img_w=W)
-
-
 # build_dataset ------------------------------------------------------------------------------------
 KW = dict(
     charset=CHARSET, img_h=H, img_w=W, in_channels=3, keep_ratio=False, max_len=25, training=False, seed=0
@@ -299,12 +273,7 @@ def test_build_synth_forwards_everything(monkeypatch: pytest.MonkeyPatch) -> Non
         def __len__(self) -> int:
             return 10
 
-    fake = types.ModuleType("masterocr.data.synth")
-    fake.SynthDataset = FakeSynth
-    monkeypatch.setitem(sys.modules, "masterocr.data.synth", fake)
-    import masterocr.data
-
-    monkeypatch.setattr(masterocr.data, "synth", fake, raising=False)
+    monkeypatch.setattr(build_module, "SynthDataset", FakeSynth)
     aug = Augment()
     spec = {"type": "SynthDataset", "args": {"num_samples": 10, "fonts": ["x.ttf"], "img_w": 256}}
     ds = build_dataset(spec, augment=aug, **{**KW, "training": True, "seed": 7})

@@ -5,8 +5,10 @@ import json
 import pytest
 
 from masterocr.cli import main
+from masterocr.data.evaluation import evaluate_files
+from masterocr.data.labels import read_labels
 from masterocr.errors import UserError
-from masterocr.evaluate import evaluate_files, read_labels, score, str_protocol
+from masterocr.metrics import score, str_protocol
 
 
 def test_metrics_match_hand_computed_values():

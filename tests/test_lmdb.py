@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import DataLoader, Dataset
 
-import masterocr.data.datasets as datasets_module
+import masterocr.data.lmdb as lmdb_module
 from masterocr.charset import Charset
 from masterocr.data import (
     Augment,
@@ -221,7 +221,7 @@ class _EnvProbe(Dataset):
         return len(self.inner)
 
     def __getitem__(self, index: int):
-        return self.inner[index], datasets_module._envs_pid == os.getpid()
+        return self.inner[index], lmdb_module._envs_pid == os.getpid()
 
 
 def test_workers_open_their_own_env(tree: Path) -> None:

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from masterocr.charset import Charset
-from masterocr.data.datasets import JsonlDataset, TextLineDataset, parse_label_file
+from masterocr.data.datasets import JsonlDataset, TextLineDataset
 from masterocr.data.images import ImageError, load_image
+from masterocr.data.labels import parse_label_file, read_labels
 from masterocr.errors import UserError
-from masterocr.evaluate import read_labels
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

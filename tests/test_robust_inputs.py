@@ -16,7 +16,9 @@ from PIL import Image
 
 from masterocr.charset import Charset
 from masterocr.cli import main
-from masterocr.data.datasets import (
+from masterocr.data.datasets import TextLineDataset, collate
+from masterocr.data.images import load_image
+from masterocr.data.labels import (
     EMPTY_LABEL,
     MISSING_IMAGE,
     NO_SEPARATOR,
@@ -24,10 +26,7 @@ from masterocr.data.datasets import (
     TOO_LONG,
     UNREADABLE,
     WHITESPACE_LABEL,
-    TextLineDataset,
-    collate,
 )
-from masterocr.data.images import load_image
 from masterocr.errors import UserError
 from masterocr.infer.recognizer import Recognizer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from safetensors import safe_open
 
 from masterocr import Recognizer
-from masterocr.evaluate import read_labels
+from masterocr.data.labels import read_labels
 from masterocr.infer.recognizer import DEFAULT_WEIGHTS_NAME, REPO_WEIGHTS, default_weights_path
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,9 +21,10 @@ import torch
 from PIL import Image
 
 from masterocr.charset import Charset
-from masterocr.data import fonts as fonts_mod
 from masterocr.data import synth
-from masterocr.data.fonts import (
+from masterocr.data.synth import SynthDataset, Synthesizer, TextSampler, generate, pools, render_grid, render_word
+from masterocr.data.synth import fonts as fonts_mod
+from masterocr.data.synth.fonts import (
     DEFAULT_FONT,
     find_fonts,
     font_family,
@@ -32,7 +33,6 @@ from masterocr.data.fonts import (
     split_fonts,
     supported_chars,
 )
-from masterocr.data.synth import SynthDataset, Synthesizer, TextSampler, generate, render_grid, render_word
 from masterocr.errors import UserError
 
 CHARSET = Charset.default()
@@ -344,7 +344,7 @@ def test_generate_worker_errors_surface_instead_of_hanging(tmp_path):
     to start workers from a script. multiprocessing.Pool waited forever in both cases."""
     config = {"charset": CHARSET, "fonts": [str(tmp_path / "missing.ttf")], "height": 32, "width": None, "seed": 0}
     with pytest.raises(UserError, match="fonts draw none"):
-        list(synth._samples(config, 8, 2, 2))
+        list(pools._samples(config, 8, 2, 2))
     script = tmp_path / "no_main_guard.py"  # workers re-import a script's __main__; without the guard they die
     script.write_text(
         "from masterocr.data.synth import generate\n"

@@ -21,9 +21,9 @@ import pytest
 from PIL import Image
 
 from masterocr.charset import Charset
-from masterocr.data import fonts as fonts_mod
-from masterocr.data.fonts import DEFAULT_FONT
 from masterocr.data.synth import SynthDataset, Synthesizer, generate, render_word
+from masterocr.data.synth import fonts as fonts_mod
+from masterocr.data.synth.fonts import DEFAULT_FONT
 from masterocr.data.transforms import Augment
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"

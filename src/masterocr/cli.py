@@ -133,7 +133,8 @@ def add_eval(sub) -> None:
 
 
 def cmd_eval(args) -> int:
-    from masterocr.evaluate import evaluate_files, format_table
+    from masterocr.data.evaluation import evaluate_files
+    from masterocr.metrics import format_table
 
     metrics = evaluate_files(args.predict_path, args.label_path, args.split)
     if args.json:
@@ -156,9 +157,9 @@ def add_test(sub) -> None:
 
 
 def cmd_test(args) -> int:
-    from masterocr.evaluate import format_table
     from masterocr.infer.benchmark import evaluate_benchmarks
     from masterocr.infer.recognizer import load_recognizer
+    from masterocr.metrics import format_table
 
     rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype, args.threads)
     say_backend(args.backend, rec)
@@ -210,7 +211,7 @@ def add_lmdb(sub) -> None:
 
 
 def cmd_lmdb(args) -> int:
-    from masterocr.data.lmdb_writer import lmdb_from_labels
+    from masterocr.data.lmdb import lmdb_from_labels
 
     written, skipped = lmdb_from_labels(args.labels, args.img_root, args.out, split=args.split)
     print(json.dumps({"written": written, "skipped": skipped, "out": args.out}))

@@ -12,9 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from masterocr.data.labels import read_labels
 from masterocr.errors import UserError
-from masterocr.evaluate import read_labels, score
 from masterocr.infer.recognizer import Recognizer, default_weights_path
+from masterocr.metrics import score
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

@@ -1,20 +1,17 @@
-"""Data layer: robust image loading, preprocessing/augmentation, labelled datasets and LMDB writing."""
+"""Data layer: robust image loading, label files, preprocessing/augmentation, datasets, LMDBs, synthetic data."""
 
+from masterocr.data.build import build_dataset
 from masterocr.data.datasets import (
     Batch,
     ConcatTextDataset,
-    FolderBatch,
-    FolderDataset,
     JsonlDataset,
     LmdbDataset,
     TextLineDataset,
-    build_dataset,
     collate,
-    collate_folder,
     hierarchy_dataset,
 )
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
-from masterocr.data.lmdb_writer import lmdb_from_labels, write_lmdb
+from masterocr.data.lmdb import lmdb_from_labels, write_lmdb
 from masterocr.data.transforms import PAD_VALUE, Augment, preprocess
 
 __all__ = [
@@ -23,15 +20,12 @@ __all__ = [
     "Augment",
     "Batch",
     "ConcatTextDataset",
-    "FolderBatch",
-    "FolderDataset",
     "ImageError",
     "JsonlDataset",
     "LmdbDataset",
     "TextLineDataset",
     "build_dataset",
     "collate",
-    "collate_folder",
     "hierarchy_dataset",
     "lmdb_from_labels",
     "load_image",

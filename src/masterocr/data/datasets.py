@@ -1,8 +1,8 @@
-"""Labelled text-line datasets (txt, jsonl, LMDB, LMDB trees), a prediction folder dataset, collate, config.
+"""Labelled text-line datasets (txt, jsonl, LMDB, LMDB trees) and the batch collate.
 
 Every labelled dataset yields `(image tensor (C, H, W), label)` or `None` for an image that cannot be read.
 Bad samples are filtered when the dataset is built and counted in `dataset.skipped` (reason -> count), with
-one warning line per source file. The reasons:
+one warning line per source file. The reasons (constants in `labels`):
 
 - "empty label", "whitespace-only label", "longer than max_len" (after `charset.clean`),
 - "missing separator" (txt), "bad JSON line" (jsonl: not JSON, or no string "ImageFile"/"Label"),
@@ -10,21 +10,16 @@ one warning line per source file. The reasons:
 - "missing record", "label not UTF-8" (LMDB),
 - "unreadable image": counted when `__getitem__` fails, in the process (DataLoader worker) that read it.
 
-Label files must be UTF-8 (a BOM is stripped, CRLF accepted, blank lines ignored); a file that is not UTF-8
-raises UserError rather than silently losing lines. Labels are kept exactly as written after the first
-separator (no whitespace stripping: a space can be part of a label); image names are stripped.
+See `labels` for the label-file format and the policy for malformed lines.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,132 +30,22 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from masterocr.charset import Charset
 from masterocr.data.images import ImageError, load_image
+from masterocr.data.labels import (
+    BAD_LABEL_BYTES,
+    EMPTY_LABEL,
+    MISSING_IMAGE,
+    MISSING_RECORD,
+    TOO_LONG,
+    UNREADABLE,
+    WHITESPACE_LABEL,
+    parse_label_file,
+    warn_skips,
+)
+from masterocr.data.lmdb import find_lmdbs, open_lmdb
 from masterocr.data.transforms import Augment, preprocess, shrink_to_height
 from masterocr.errors import UserError
 
 log = logging.getLogger(__name__)
-
-EMPTY_LABEL = "empty label"
-WHITESPACE_LABEL = "whitespace-only label"
-TOO_LONG = "longer than max_len"
-NO_SEPARATOR = "missing separator"
-BAD_JSON = "bad JSON line"
-EMPTY_NAME = "empty image name"
-OUTSIDE_ROOT = "path outside img_root"
-MISSING_IMAGE = "missing image file"
-MISSING_RECORD = "missing record"
-BAD_LABEL_BYTES = "label not UTF-8"
-UNREADABLE = "unreadable image"
-
-
-# label files --------------------------------------------------------------------------------------
-@dataclass
-class LabelFile:
-    """The usable lines of a label file: (absolute image path, raw label) plus what was skipped and why."""
-
-    path: Path
-    records: list[tuple[str, str]] = field(default_factory=list)
-    skipped: Counter[str] = field(default_factory=Counter)
-    total: int = 0  # non-blank lines
-    duplicates: int = 0  # lines naming an image already named above (kept)
-
-
-def read_label_text(path: str | Path) -> str:
-    """Text of a UTF-8 label file (BOM stripped); UserError naming the file if missing or not UTF-8."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise UserError(f"label file {path} not found; check the path") from exc
-    except OSError as exc:
-        raise UserError(f"cannot read label file {path} ({exc.strerror}); check the path") from exc
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise UserError(
-            f"label file {path} is not UTF-8 (bad byte on line {line}); re-save it as UTF-8"
-        ) from exc
-
-
-def guess_format(path: str | Path, text: str) -> str:
-    """'jsonl' for a .jsonl/.json file or one whose first non-blank character is '{', else 'txt'."""
-    if Path(path).suffix.lower() in (".jsonl", ".json"):
-        return "jsonl"
-    return "jsonl" if text.lstrip().startswith("{") else "txt"
-
-
-def parse_label_file(
-    label_file: str | Path, img_root: str | Path | None, *, fmt: str = "txt", split: str = ","
-) -> LabelFile:
-    """Parse a txt (`ImageFile<split>Label`, label = everything after the first split) or jsonl label file.
-
-    Image names are relative to `img_root`; names resolving outside it (`../x`, absolute paths) are refused.
-    Without `img_root`, names are relative to the label file's folder and not confined.
-    Image existence is not checked here (see `LabelFile.records`).
-    """
-    if fmt not in ("txt", "jsonl"):
-        raise UserError(f"label file format must be 'txt', 'jsonl' or 'auto', got {fmt!r}")
-    if fmt == "txt" and not split:
-        raise UserError("the label separator (split) is empty; use e.g. ',' or '\\t'")
-    out = LabelFile(Path(label_file))
-    text = read_label_text(label_file)
-    confine = img_root is not None
-    root = os.path.abspath(img_root if confine else out.path.parent)
-    names: Counter[str] = Counter()
-    for line in text.split("\n"):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        out.total += 1
-        if fmt == "txt":
-            if split not in line:
-                out.skipped[NO_SEPARATOR] += 1
-                continue
-            name, label = line.split(split, 1)
-        else:
-            try:
-                obj = json.loads(line)
-            except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
-                obj = None
-            if not (isinstance(obj, dict) and isinstance(obj.get("ImageFile"), str)):
-                out.skipped[BAD_JSON] += 1
-                continue
-            name, label = obj["ImageFile"], obj.get("Label")
-            if not isinstance(label, str):
-                out.skipped[BAD_JSON] += 1
-                continue
-        name = name.strip()
-        if not name:
-            out.skipped[EMPTY_NAME] += 1
-            continue
-        full = os.path.normpath(os.path.join(root, name))
-        # a lexical check: symlinks inside img_root pointing elsewhere stay allowed (common for datasets)
-        if confine and (
-            os.path.isabs(name) or not (full == root or full.startswith(root.rstrip(os.sep) + os.sep))
-        ):
-            out.skipped[OUTSIDE_ROOT] += 1
-            continue
-        names[full] += 1
-        out.records.append((full, label))
-    out.duplicates = sum(n - 1 for n in names.values() if n > 1)
-    return out
-
-
-def warn_skips(
-    source: str | Path, total: int, skipped: Counter[str], duplicates: int = 0, max_len: int = 0
-) -> None:
-    """Log one warning line summarising what was skipped in `source` (nothing when nothing was)."""
-    n = sum(skipped.values())
-    if not n and not duplicates:
-        return
-    parts = [f"{c} {r}={max_len}" if r == TOO_LONG else f"{c} {r}" for r, c in skipped.most_common() if c]
-    msg = f"skipped {n} of {total} samples in {source}"
-    if parts:
-        msg += ": " + ", ".join(parts)
-    if duplicates:
-        msg += f" ({duplicates} duplicate file name{'s' if duplicates > 1 else ''}, kept)"
-    log.warning(msg)
 
 
 # datasets -----------------------------------------------------------------------------------------
@@ -253,7 +138,7 @@ class _LabelFileDataset(_LabelledDataset):
             self.paths.append(path)
             self.labels.append(label)
         self.total = parsed.total
-        warn_skips(self.label_file, parsed.total, self.skipped, self.duplicates, self.max_len)
+        warn_skips(self.label_file, parsed.total, self.skipped, self.duplicates, self.max_len, parsed.bad_lines)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -281,43 +166,6 @@ class JsonlDataset(_LabelFileDataset):
 
     def __init__(self, jsonl_file: str | Path, img_root: str | Path | None = None, **kw: Any):
         super().__init__(jsonl_file, img_root, "jsonl", ",", **kw)
-
-
-_envs: dict[tuple[int, int], lmdb.Environment] = {}
-_envs_pid = os.getpid()
-
-
-def open_lmdb(root: Path) -> lmdb.Environment:
-    """The read-only environment of the LMDB folder `root`, opened once per process and shared.
-
-    py-lmdb refuses to open one environment twice in a process, and an environment must not be used across
-    fork(): a forked DataLoader worker drops the handles it inherited and opens its own on first use.
-    """
-    global _envs_pid
-    if os.getpid() != _envs_pid:
-        for env in _envs.values():
-            with contextlib.suppress(Exception):
-                env.close()  # the child's copy only; frees py-lmdb's already-open guard
-        _envs.clear()
-        _envs_pid = os.getpid()
-    try:
-        st = os.stat(root / "data.mdb")
-    except OSError as exc:
-        raise UserError(f"cannot open LMDB {root} ({exc.strerror}); check the path") from exc
-    key = (st.st_dev, st.st_ino)  # a rebuilt LMDB at the same path is a different file
-    env = _envs.get(key)
-    if env is None:
-        try:
-            env = lmdb.open(
-                str(root), readonly=True, lock=False, readahead=False, meminit=False, max_readers=256
-            )
-        except lmdb.Error as exc:
-            raise UserError(
-                f"cannot open LMDB {root} ({' '.join(str(exc).split())}); it is not an LMDB or is "
-                f"damaged: rebuild it with `lmdb_from_labels`"
-            ) from exc
-        _envs[key] = env
-    return env
 
 
 class LmdbDataset(_LabelledDataset):
@@ -434,23 +282,6 @@ class ConcatTextDataset(ConcatDataset):
         return total
 
 
-def find_lmdbs(root: str | Path) -> list[str]:
-    """Paths (relative to `root`, '/'-separated, '' for root itself) of all folders holding data.mdb."""
-    found: list[str] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:  # a symlink loop
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames.sort()
-        if "data.mdb" in filenames:
-            rel = os.path.relpath(dirpath, root)
-            found.append("" if rel == "." else Path(rel).as_posix())
-    return found
-
-
 def hierarchy_dataset(lmdb_dir_root: str | Path, select_data: str = "/", **kw: Any) -> ConcatTextDataset:
     """Concatenate every LMDB (folder with data.mdb) under `lmdb_dir_root` that `select_data` selects.
 
@@ -478,39 +309,6 @@ def hierarchy_dataset(lmdb_dir_root: str | Path, select_data: str = "/", **kw: A
     return ConcatTextDataset([LmdbDataset(root / rel, **kw) for rel in chosen])
 
 
-class FolderDataset(Dataset):
-    """Every file of a folder for prediction: items `(tensor or None, file name, error message or None)`.
-
-    Files are sorted by name; hidden files and subfolders are skipped; any extension is tried, and a file
-    that is not a readable image becomes an error entry instead of stopping the run.
-    """
-
-    def __init__(
-        self, folder: str | Path, *, img_h: int, img_w: int, in_channels: int = 3, keep_ratio: bool = False
-    ) -> None:
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise UserError(f"image folder {self.folder} not found or not a folder; check the path")
-        with os.scandir(self.folder) as entries:
-            self.files = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_file())
-        if not self.files:
-            raise UserError(f"image folder {self.folder} contains no files; put images in it")
-        self.img_h, self.img_w = int(img_h), int(img_w)
-        self.in_channels = int(in_channels)
-        self.keep_ratio = bool(keep_ratio)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, str, str | None]:
-        name = self.files[index]
-        try:
-            img = load_image(self.folder / name)
-        except ImageError as exc:
-            return None, name, str(exc)
-        return preprocess(img, self.img_h, self.img_w, self.in_channels, self.keep_ratio), name, None
-
-
 # batching -----------------------------------------------------------------------------------------
 class Batch(NamedTuple):
     """A training batch. `images` is None when every item of the batch was unreadable (skip the step)."""
@@ -520,140 +318,9 @@ class Batch(NamedTuple):
     skipped: int
 
 
-class FolderBatch(NamedTuple):
-    """A prediction batch: `names`/`errors` cover every file in order; `images` holds a row for each file
-    whose error is None, in the same order (None if there is no such file)."""
-
-    images: torch.Tensor | None
-    names: list[str]
-    errors: list[str | None]
-
-
 def collate(batch: Sequence[tuple[torch.Tensor, str] | None]) -> Batch:
     """Stack readable items; None items (unreadable images) are dropped and counted in `skipped`."""
     kept = [item for item in batch if item is not None]
     if not kept:
         return Batch(None, [], len(batch))
     return Batch(torch.stack([img for img, _ in kept]), [label for _, label in kept], len(batch) - len(kept))
-
-
-def collate_folder(batch: Sequence[tuple[torch.Tensor | None, str, str | None]]) -> FolderBatch:
-    """Collate FolderDataset items, keeping error entries (see FolderBatch)."""
-    tensors = [img for img, _, err in batch if err is None and img is not None]
-    images = torch.stack(tensors) if tensors else None
-    return FolderBatch(images, [name for _, name, _ in batch], [err for _, _, err in batch])
-
-
-# config -------------------------------------------------------------------------------------------
-_ARGS = {
-    "TextDataset": ({"txt_file"}, {"img_root", "split"}),
-    "JsonlDataset": ({"jsonl_file"}, {"img_root"}),
-    "LmdbDataset": ({"root"}, set()),
-    "hierarchy_dataset": ({"lmdb_dir_root"}, {"select_data"}),
-}
-_OVERRIDES = {"img_w", "img_h", "training", "keep_ratio", "case_sensitive"}
-# arguments of the original MASTER datasets that have no meaning here (transforms are built in)
-_IGNORED = {"transform", "target_transform", "convert_to_gray", "testing_with_label_file"}
-_TYPES = [*_ARGS, "SynthDataset"]
-
-
-def _check_args(kind: str, args: dict[str, Any]) -> None:
-    required, optional = _ARGS[kind]
-    accepted = sorted(required | optional | _OVERRIDES)
-    unknown = sorted(set(args) - required - optional)
-    if unknown:
-        raise UserError(
-            f"unknown argument(s) {unknown} for dataset type {kind}; accepted: {', '.join(accepted)}"
-        )
-    missing = sorted(required - set(args))
-    if missing:
-        raise UserError(f"dataset type {kind} needs argument(s) {missing}; accepted: {', '.join(accepted)}")
-
-
-def _positive_int(kind: str, key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{key} of dataset type {kind} must be a positive integer, got {value!r}")
-    return value
-
-
-def build_dataset(
-    spec: dict[str, Any],
-    *,
-    charset: Charset,
-    img_h: int,
-    img_w: int,
-    in_channels: int = 3,
-    keep_ratio: bool = False,
-    max_len: int = 100,
-    training: bool = False,
-    seed: int = 0,
-    augment: Augment | None = None,
-) -> Dataset:
-    """Build a dataset from an original-MASTER-style config entry `{"type": ..., "args": {...}}`.
-
-    Types: TextDataset (txt_file, img_root, split), JsonlDataset (jsonl_file, img_root; the original's
-    "JSONDataset" with txt_file is accepted too), LmdbDataset (root, or lmdb_dir_root),
-    hierarchy_dataset (lmdb_dir_root, select_data) and SynthDataset (arguments forwarded to
-    `masterocr.data.synth.SynthDataset`). img_w, img_h, training, keep_ratio and case_sensitive in args
-    override the keywords (note: the original configs set "training": true on validation sets too, where it
-    meant "labelled"; augmentation still needs an `augment`, so pass None for validation).
-    Raises UserError for unknown types or arguments, or a dataset with no samples.
-    """
-    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
-        raise UserError(f'a dataset entry must look like {{"type": ..., "args": {{...}}}}, got {spec!r}')
-    kind = spec["type"]
-    args = spec.get("args") or {}
-    if not isinstance(args, dict):
-        raise UserError(f"the args of dataset type {kind} must be an object, got {args!r}")
-    args = dict(args)
-    for key in sorted(_IGNORED & args.keys()):
-        log.warning("dataset argument %r (from the original MASTER config) is ignored", key)
-        del args[key]
-    img_w = _positive_int(kind, "img_w", args.pop("img_w", img_w))
-    img_h = _positive_int(kind, "img_h", args.pop("img_h", img_h))
-    training = bool(args.pop("training", training))
-    keep_ratio = bool(args.pop("keep_ratio", keep_ratio))
-    if "case_sensitive" in args:
-        case_sensitive = bool(args.pop("case_sensitive"))
-        if case_sensitive != charset.case_sensitive:
-            charset = Charset(charset.keys, case_sensitive=case_sensitive, normalize=charset.normalize)
-    common = dict(
-        charset=charset,
-        img_h=img_h,
-        img_w=img_w,
-        in_channels=in_channels,
-        keep_ratio=keep_ratio,
-        max_len=max_len,
-        training=training,
-        seed=seed,
-        augment=augment,
-    )
-    if kind == "JSONDataset":  # the original's name and argument
-        kind = "JsonlDataset"
-        if "txt_file" in args and "jsonl_file" not in args:
-            args["jsonl_file"] = args.pop("txt_file")
-    if kind == "LmdbDataset" and "lmdb_dir_root" in args and "root" not in args:
-        args["root"] = args.pop("lmdb_dir_root")
-
-    if kind == "SynthDataset":
-        from masterocr.data import synth  # optional extra; imported only when asked for
-
-        dataset = synth.SynthDataset(**{**common, **args})  # args (e.g. a validation seed) win
-    elif kind not in _ARGS:
-        raise UserError(f"unknown dataset type {kind!r}; use one of: {', '.join(_TYPES)}")
-    else:
-        _check_args(kind, args)
-        if kind == "TextDataset":
-            dataset = TextLineDataset(
-                args["txt_file"], args.get("img_root"), split=args.get("split", ","), **common
-            )
-        elif kind == "JsonlDataset":
-            dataset = JsonlDataset(args["jsonl_file"], args.get("img_root"), **common)
-        elif kind == "LmdbDataset":
-            dataset = LmdbDataset(args["root"], **common)
-        else:
-            dataset = hierarchy_dataset(args["lmdb_dir_root"], args.get("select_data", "/"), **common)
-    if hasattr(dataset, "__len__") and len(dataset) == 0:
-        skipped = dict(getattr(dataset, "skipped", {}))
-        raise UserError(f"dataset {kind} {args} has no usable samples (skipped: {skipped}); check its files")
-    return dataset

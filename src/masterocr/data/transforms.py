@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from masterocr.data.geometry import homography
 from masterocr.data.images import to_rgb
 from masterocr.errors import UserError
 
@@ -69,16 +70,6 @@ def _border_fill(img: Image.Image) -> int | tuple[int, ...]:
     border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]], axis=0).reshape(-1, len(img.getbands()))
     mean = np.round(border.mean(axis=0)).astype(int)
     return int(mean[0]) if len(mean) == 1 else tuple(int(v) for v in mean)
-
-
-def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """8 coefficients (a..h) of the projective map sending the 4 `src` points onto the 4 `dst` points."""
-    rows, rhs = [], []
-    for (x, y), (u, v) in zip(src, dst, strict=True):
-        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
-        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
-        rhs += [u, v]
-    return np.linalg.solve(np.asarray(rows, dtype=np.float64), np.asarray(rhs, dtype=np.float64))
 
 
 class Augment:
@@ -167,7 +158,7 @@ class Augment:
         span = np.maximum(hi - lo, 1e-6)
         dst = (pts - lo) / span * [box[2] - box[0], box[3] - box[1]] + [box[0], box[1]]
         try:
-            coeffs = _homography(dst, corners)  # PIL wants the output -> input map
+            coeffs = homography(dst, corners)  # PIL wants the output -> input map
         except np.linalg.LinAlgError:  # degenerate corner jitter: skip the warp
             return img
         return img.transform(

@@ -8,13 +8,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from masterocr.errors import UserError
-from masterocr.evaluate import Counts
 from masterocr.infer.recognizer import Recognizer
+from masterocr.metrics import Counts
 
 
 def benchmark_sets(root: str | Path) -> list[Path]:
     """Every folder under root (root included) that holds a data.mdb, as the hierarchy dataset finds them."""
-    from masterocr.data.datasets import find_lmdbs
+    from masterocr.data.lmdb import find_lmdbs
 
     root = Path(root)
     if not root.is_dir():

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Subset
 from masterocr.charset import PAD
 from masterocr.config import charset_from_config, model_config, train_settings
 from masterocr.errors import UserError
-from masterocr.evaluate import Counts
+from masterocr.metrics import Counts
 from masterocr.model import build_model
 from masterocr.model.decoder import upgrade_state_dict
 from masterocr.train import optim

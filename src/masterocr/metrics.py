@@ -1,16 +1,15 @@
-"""Metrics with the original's definitions, label/prediction file readers, and the benchmark table."""
+"""Scores with the original MASTER's definitions (word accuracy, edit-distance accuracy), and their table.
+
+Scoring only: reading label and prediction files is `masterocr.data.labels` / `masterocr.data.evaluation`.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from rapidfuzz.distance import Levenshtein
-
-from masterocr.errors import UserError
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]")
 
@@ -68,56 +67,6 @@ def score(preds: Sequence[str | None], golds: Sequence[str]) -> dict:
     for p, g in zip(preds, golds, strict=True):
         counts.add(p, g)
     return counts.metrics()
-
-
-def read_labels(path: str | Path, split: str = ",") -> dict[str, str]:
-    """Filename -> label from JSON lines ({"ImageFile","Label"}) or the txt format (name<split>label)."""
-    path = Path(path)
-    if not split:  # str.split("") raises ValueError
-        raise UserError("the label separator (split) is empty; use e.g. ',' or '\\t'")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise UserError(f"cannot read label file {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UserError(f"label file {path} is not UTF-8; re-save it as UTF-8") from exc
-    labels: dict[str, str] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("{"):
-            try:
-                item = json.loads(line)
-                labels[str(item["ImageFile"])] = str(item["Label"])
-            except (json.JSONDecodeError, KeyError, TypeError, RecursionError) as exc:
-                raise UserError(f"{path}:{lineno}: expected {{\"ImageFile\": ..., \"Label\": ...}}") from exc
-        else:
-            if split not in line:
-                raise UserError(f"{path}:{lineno}: no separator {split!r}; lines are name{split}label")
-            name, label = line.split(split, 1)
-            labels[name] = label
-    return labels
-
-
-def read_predictions(path: str | Path) -> dict[str, str | None]:
-    """Filename -> text from predict_result.json (entries with result null count as missing)."""
-    path = Path(path)
-    try:
-        items = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"cannot read predictions {path}: {exc.strerror}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not a predict_result.json (a JSON list)") from exc
-    if not isinstance(items, list):
-        raise UserError(f"{path}: expected a JSON list of {{filename, result, pred_score}}")
-    return {str(it["filename"]): it.get("result") for it in items if isinstance(it, dict) and "filename" in it}
-
-
-def evaluate_files(predict_path: str | Path, label_path: str | Path, split: str = ",") -> dict:
-    """Score a predict_result.json against a label file; predictions are matched by file name."""
-    labels = read_labels(label_path, split)
-    preds = read_predictions(predict_path)
-    return score([preds.get(name) for name in labels], list(labels.values()))
 
 
 def format_table(rows: Iterable[tuple[str, dict]], columns: Sequence[str]) -> str:

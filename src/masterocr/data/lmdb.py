@@ -1,12 +1,13 @@
-"""Write text-recognition LMDBs in the clovaai/deep-text-recognition-benchmark layout.
+"""Text-recognition LMDBs in the clovaai/deep-text-recognition-benchmark layout: open, find, write, convert.
 
 Keys: `image-%09d` (the image file's original bytes), `label-%09d` (UTF-8 label), indices from 1, and
-`num-samples` (ASCII integer) written last. The LMDB is built in `<out_dir>.tmp` and renamed into place when
+`num-samples` (ASCII integer) written last. An LMDB is built in `<out_dir>.tmp` and renamed into place when
 complete, so an interrupted run never leaves a half-written LMDB at `out_dir`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -17,18 +18,65 @@ from pathlib import Path
 import lmdb
 from tqdm import tqdm
 
-from masterocr.data.datasets import (
-    MISSING_IMAGE,
-    UNREADABLE,
-    guess_format,
-    parse_label_file,
-    read_label_text,
-    warn_skips,
-)
 from masterocr.data.images import ImageError, load_image
+from masterocr.data.labels import MISSING_IMAGE, UNREADABLE, parse_label_file, warn_skips
 from masterocr.errors import UserError
 
 log = logging.getLogger(__name__)
+
+_envs: dict[tuple[int, int], lmdb.Environment] = {}
+_envs_pid = os.getpid()
+
+
+def open_lmdb(root: Path) -> lmdb.Environment:
+    """The read-only environment of the LMDB folder `root`, opened once per process and shared.
+
+    py-lmdb refuses to open one environment twice in a process, and an environment must not be used across
+    fork(): a forked DataLoader worker drops the handles it inherited and opens its own on first use.
+    """
+    global _envs_pid
+    if os.getpid() != _envs_pid:
+        for env in _envs.values():
+            with contextlib.suppress(Exception):
+                env.close()  # the child's copy only; frees py-lmdb's already-open guard
+        _envs.clear()
+        _envs_pid = os.getpid()
+    try:
+        st = os.stat(root / "data.mdb")
+    except OSError as exc:
+        raise UserError(f"cannot open LMDB {root} ({exc.strerror}); check the path") from exc
+    key = (st.st_dev, st.st_ino)  # a rebuilt LMDB at the same path is a different file
+    env = _envs.get(key)
+    if env is None:
+        try:
+            env = lmdb.open(
+                str(root), readonly=True, lock=False, readahead=False, meminit=False, max_readers=256
+            )
+        except lmdb.Error as exc:
+            raise UserError(
+                f"cannot open LMDB {root} ({' '.join(str(exc).split())}); it is not an LMDB or is "
+                f"damaged: rebuild it with `lmdb_from_labels`"
+            ) from exc
+        _envs[key] = env
+    return env
+
+
+def find_lmdbs(root: str | Path) -> list[str]:
+    """Paths (relative to `root`, '/'-separated, '' for root itself) of all folders holding data.mdb."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames.sort()
+        if "data.mdb" in filenames:
+            rel = os.path.relpath(dirpath, root)
+            found.append("" if rel == "." else Path(rel).as_posix())
+    return found
+
 
 
 def write_lmdb(
@@ -104,8 +152,6 @@ def lmdb_from_labels(
     Malformed lines and unreadable or missing images are skipped with warnings naming the files.
     Returns (written, skipped).
     """
-    if fmt == "auto":
-        fmt = guess_format(label_file, read_label_text(label_file))
     parsed = parse_label_file(label_file, img_root, fmt=fmt, split=split)
     skipped: Counter[str] = Counter(parsed.skipped)
 
@@ -126,5 +172,5 @@ def lmdb_from_labels(
             yield data, label
 
     written = write_lmdb(samples(), out_dir, total=len(parsed.records))
-    warn_skips(parsed.path, parsed.total, skipped, parsed.duplicates)
+    warn_skips(parsed.path, parsed.total, skipped, parsed.duplicates, bad_lines=parsed.bad_lines)
     return written, sum(skipped.values())

@@ -1,0 +1,31 @@
+"""Synthetic word images: render labelled word crops that look like real scene or document text.
+
+One module per job, in the order a sample is made:
+- `text`: the labels (`TextSampler`: frequency-weighted words in several languages plus numbers, dates, codes);
+  `fonts`: font discovery, the usability check and the train/held-out split by family.
+- `choices` (font size and style), `glyphs` (cached glyph bitmaps and layout), `masks` (fill, outline and
+  neighbour masks), `warp` (rotation, shear, perspective and bend), `colour`, `background`, `paint`
+  (compositing) and `degrade` (camera effects); `render.render_word` runs them as named steps. Text is drawn
+  at its final pixel size, and all randomness comes from the caller's rng, so a seed gives the same bytes.
+- `synthesizer.Synthesizer`: a label, a font that draws it (family first, then a face), a rendering.
+- `dataset.SynthDataset`: on-the-fly training data, deterministic per (seed, epoch, index).
+- `pools.generate`: a clovaai LMDB or an image folder, in parallel, deterministic for a seed whatever the
+  number of workers; `sheet.render_grid`: a contact sheet of samples and labels (docs/synth_samples.png).
+"""
+
+from masterocr.data.synth.dataset import SynthDataset
+from masterocr.data.synth.pools import encode_image, generate
+from masterocr.data.synth.render import render_word
+from masterocr.data.synth.sheet import render_grid
+from masterocr.data.synth.synthesizer import Synthesizer
+from masterocr.data.synth.text import TextSampler
+
+__all__ = [
+    "Synthesizer",
+    "SynthDataset",
+    "TextSampler",
+    "encode_image",
+    "generate",
+    "render_grid",
+    "render_word",
+]

@@ -1,0 +1,106 @@
+"""On-the-fly synthetic training data: `SynthDataset[i] -> (tensor (C, H, W), label)`, deterministic per seed."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from masterocr.charset import Charset
+from masterocr.data.synth.fonts import select_fonts
+from masterocr.data.synth.synthesizer import Synthesizer
+from masterocr.data.transforms import preprocess
+from masterocr.errors import UserError
+
+__all__ = ["RENDER_ERROR", "SynthDataset"]
+
+log = logging.getLogger(__name__)
+RENDER_ERROR = "synthetic render error"
+
+
+class SynthDataset(torch.utils.data.Dataset):
+    """Synthetic word images rendered on the fly: `ds[i] -> (tensor (C, H, W), label)`.
+
+    Sample i of epoch e depends only on (seed, e, i) when `training`; with `training=False` it depends on
+    (seed, i) only (a fixed validation set) and `augment` is not applied. `augment` is a callable
+    `augment(img, rng) -> img` (e.g. `transforms.Augment()`) applied to the rendered crop before
+    `preprocess`. `fonts` picks the font split ("train", "heldout" or "all"; see `fonts.split_fonts`); the
+    split itself does not depend on `seed`, so a training set and a validation set with different seeds
+    still use disjoint font families. Samples whose rendering raises (e.g. a font file deleted mid-run) are
+    replaced by another rendering and counted in `skipped`.
+    """
+
+    def __init__(
+        self,
+        *,
+        charset: Charset,
+        img_h: int,
+        img_w: int,
+        in_channels: int = 3,
+        keep_ratio: bool = False,
+        max_len: int = 100,
+        training: bool = True,
+        seed: int = 0,
+        augment=None,
+        length: int = 100000,
+        font_dirs: Sequence[str | Path] | None = None,
+        fonts: str = "train",
+        holdout_fraction: float = 0.15,
+    ) -> None:
+        if length < 1:
+            raise UserError(f"synthetic dataset length must be >= 1, got {length}")
+        self.charset = charset
+        self.img_h, self.img_w = img_h, img_w
+        self.in_channels = in_channels
+        self.keep_ratio = keep_ratio
+        self.training = training
+        self.seed = seed
+        self.augment = augment
+        self.length = length
+        self.epoch = 0
+        self.skipped: Counter[str] = Counter()
+        font_files = select_fonts(font_dirs, fonts, holdout_fraction, seed=0, charset_keys=charset.keys)
+        self.synth = Synthesizer(charset, font_files, height=img_h, max_len=min(25, max_len), seed=seed)
+        self.fonts = self.synth.fonts
+        log.info(
+            "synthetic data: %d font files in %d families (%s fonts), %d samples",
+            len(self.fonts),
+            len(self.synth.families),
+            fonts,
+            length,
+        )
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def rng_for(self, index: int, attempt: int = 0) -> random.Random:
+        retry = f":retry{attempt}" if attempt else ""
+        if self.training:
+            return random.Random(f"synth-train:{self.seed}:{self.epoch}:{index}{retry}")
+        return random.Random(f"synth-val:{self.seed}:{index}{retry}")
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        for attempt in range(4):
+            rng = self.rng_for(index, attempt)
+            try:
+                img, label = self.synth.sample(rng)
+                break
+            except (OSError, ValueError, MemoryError) as exc:  # e.g. a font file removed mid-run
+                self.skipped[RENDER_ERROR] += 1
+                if attempt == 3:
+                    raise UserError(f"synthetic rendering keeps failing ({exc}); check the font files") from exc
+                log.warning("synthetic sample %d failed to render (%s); rendering another one", index, exc)
+        if self.training and self.augment is not None:
+            img = self.augment(img, rng)
+        tensor = preprocess(img, self.img_h, self.img_w, self.in_channels, self.keep_ratio)
+        return tensor, self.charset.clean(label)
+
