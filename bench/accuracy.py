@@ -139,7 +139,7 @@ def synthetic_words(
     split is by family); "train": the training fonts, rendered the same way. `font_dirs`: where the fonts lie
     (None: the system's)."""
     from masterocr.data.synth import SynthDataset
-    from masterocr.data.synth.fonts import font_family
+    from masterocr.data.synth.families import font_family
 
     ds = SynthDataset(
         charset=rec.charset,

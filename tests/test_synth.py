@@ -23,16 +23,10 @@ from PIL import Image
 from masterocr.charset import Charset
 from masterocr.data import synth
 from masterocr.data.synth import SynthDataset, Synthesizer, TextSampler, generate, pools, render_grid, render_word
+from masterocr.data.synth import families as families_mod
 from masterocr.data.synth import fonts as fonts_mod
-from masterocr.data.synth.fonts import (
-    DEFAULT_FONT,
-    find_fonts,
-    font_family,
-    font_is_usable,
-    select_fonts,
-    split_fonts,
-    supported_chars,
-)
+from masterocr.data.synth.families import font_family, select_fonts, split_fonts
+from masterocr.data.synth.fonts import DEFAULT_FONT, find_fonts, font_is_usable, supported_chars
 from masterocr.errors import UserError
 
 CHARSET = Charset.default()
@@ -168,7 +162,7 @@ def test_split_fonts_by_family_fake_names(monkeypatch):
     """Split logic on made-up families (needs no font files): every face of a family on one side."""
     fams = [f"Family{i}" for i in range(40)]
     paths = [f"/fonts/{fam}-{style}.ttf" for fam in fams for style in ("Regular", "Bold", "Italic")]
-    monkeypatch.setattr(fonts_mod, "font_family", lambda p: Path(p).stem.split("-")[0].lower())
+    monkeypatch.setattr(families_mod, "font_family", lambda p: Path(p).stem.split("-")[0].lower())
     train, held = split_fonts(paths, 0.25, seed=0)
     assert sorted(train + held) == sorted(paths) and not set(train) & set(held)
     fam_of = lambda p: Path(p).stem.split("-")[0]  # noqa: E731
@@ -197,7 +191,7 @@ def test_split_fonts_by_family_fake_names(monkeypatch):
 )
 def test_font_family_joins_cuts_of_one_design(monkeypatch, name, family):
     """Cuts of one design sold under other names land in one family, so the held-out split cannot leak them."""
-    monkeypatch.setattr(fonts_mod, "font_name", lambda path: (name, "Regular"))
+    monkeypatch.setattr(families_mod, "font_name", lambda path: (name, "Regular"))
     assert font_family("/fonts/any.ttf") == family
 
 

@@ -2,7 +2,7 @@
 
 One module per job, in the order a sample is made:
 - `text`: the labels (`TextSampler`: frequency-weighted words in several languages plus numbers, dates, codes);
-  `fonts`: font discovery, the usability check and the train/held-out split by family.
+  `fonts`: font discovery and the usability check; `families`: the train/held-out split by design family.
 - `choices` (font size and style), `glyphs` (cached glyph bitmaps and layout), `masks` (fill, outline and
   neighbour masks), `warp` (rotation, shear, perspective and bend), `colour`, `background`, `paint`
   (compositing) and `degrade` (camera effects); `render.render_word` runs them as named steps. Text is drawn

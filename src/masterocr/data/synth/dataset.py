@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from masterocr.charset import Charset
-from masterocr.data.synth.fonts import select_fonts
+from masterocr.data.synth.families import select_fonts
 from masterocr.data.synth.synthesizer import Synthesizer
 from masterocr.data.transforms import preprocess
 from masterocr.errors import UserError

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from masterocr.charset import Charset
 from masterocr.data.lmdb import write_lmdb
-from masterocr.data.synth.fonts import font_name, select_fonts
+from masterocr.data.synth.families import select_fonts
+from masterocr.data.synth.fonts import font_name
 from masterocr.data.synth.synthesizer import Synthesizer, as_charset
 from masterocr.errors import UserError
 

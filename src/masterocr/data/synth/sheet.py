@@ -10,7 +10,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from masterocr.charset import Charset
-from masterocr.data.synth.fonts import DEFAULT_FONT, load_font, select_fonts
+from masterocr.data.synth.families import select_fonts
+from masterocr.data.synth.fonts import DEFAULT_FONT, load_font
 from masterocr.data.synth.synthesizer import Synthesizer, as_charset
 
 __all__ = ["render_grid"]

@@ -9,7 +9,8 @@ from pathlib import Path
 from PIL import Image
 
 from masterocr.charset import Charset
-from masterocr.data.synth.fonts import group_by_family, select_fonts, supported_chars
+from masterocr.data.synth.families import group_by_family, select_fonts
+from masterocr.data.synth.fonts import supported_chars
 from masterocr.data.synth.render import render_word
 from masterocr.data.synth.text import DEFAULT_LANGUAGES, TextSampler
 from masterocr.errors import UserError
