@@ -228,7 +228,7 @@ def test_workers_open_their_own_env(tree: Path) -> None:
     ds = LmdbDataset(tree / "ST", **COMMON, training=True, augment=Augment(), seed=5)
     ds.set_epoch(2)
     direct = collate([ds[i] for i in range(len(ds))])
-    # the env is now open in this process: forked workers must not reuse it, a copy must share it
+    # the env is open in this process from here on: forked workers must not reuse it, a copy must share it
     restored = pickle.loads(pickle.dumps(ds))  # what a spawned worker gets
     assert restored[0][1] == "st1"
     assert LmdbDataset(tree / "ST", **COMMON)[1][1] == "st2"  # a second dataset on the same LMDB

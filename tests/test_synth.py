@@ -335,7 +335,7 @@ def test_generate_lmdb_same_for_any_worker_count(tmp_path, font_dir):
 
 def test_generate_worker_errors_surface_instead_of_hanging(tmp_path):
     """A chunk that fails in a worker raises its own error; a worker that dies raises a UserError that says how
-    to start workers from a script. multiprocessing.Pool waited forever in both cases."""
+    to start workers from a script (a multiprocessing.Pool would wait forever in both cases)."""
     config = {"charset": CHARSET, "fonts": [str(tmp_path / "missing.ttf")], "height": 32, "width": None, "seed": 0}
     with pytest.raises(UserError, match="fonts draw none"):
         list(pools._samples(config, 8, 2, 2))

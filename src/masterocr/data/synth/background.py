@@ -39,14 +39,14 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 # Texture generators: (rng, nrng, h, w) -> offsets in units of the texture amplitude, (h, w) grey or
 # (h, w, 3) coloured.
-def _tex_noise(rng, nrng, h, w):
+def _tex_noise(rng: random.Random, nrng: np.random.Generator, h: int, w: int) -> np.ndarray:
     n = nrng.standard_normal((h, w), dtype=np.float32) * 0.35
     if rng.random() < 0.5:
         n += _lowfreq(nrng, h, w, rng.uniform(2, 6))[:, :, 0] * 0.5
     return n
 
 
-def _tex_paper(rng, nrng, h, w):
+def _tex_paper(rng: random.Random, nrng: np.random.Generator, h: int, w: int) -> np.ndarray:
     n = _lowfreq(nrng, h, w, rng.uniform(6, 20))[:, :, 0] * 0.5
     n += nrng.standard_normal((h, w), dtype=np.float32) * 0.15
     if rng.random() < 0.6:  # fibres and folds
@@ -60,7 +60,7 @@ def _tex_paper(rng, nrng, h, w):
     return n
 
 
-def _tex_fabric(rng, nrng, h, w):
+def _tex_fabric(rng: random.Random, nrng: np.random.Generator, h: int, w: int) -> np.ndarray:
     yy, xx = _grid(h, w)
     p1, p2 = rng.uniform(2.0, 6.0), rng.uniform(2.0, 6.0)
     a = rng.uniform(-0.3, 0.3)
@@ -72,7 +72,7 @@ def _tex_fabric(rng, nrng, h, w):
     return out + nrng.standard_normal((h, w, 1), dtype=np.float32) * 0.1
 
 
-def _tex_stripes(rng, nrng, h, w):
+def _tex_stripes(rng: random.Random, nrng: np.random.Generator, h: int, w: int) -> np.ndarray:
     yy, xx = _grid(h, w)
     a = rng.choice((0.0, math.pi / 2, rng.uniform(0, math.pi)))
     t = xx * math.cos(a) + yy * math.sin(a)
@@ -83,7 +83,7 @@ def _tex_stripes(rng, nrng, h, w):
     return wave[:, :, None] * tint
 
 
-def _tex_shapes(rng, nrng, h, w):
+def _tex_shapes(rng: random.Random, nrng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A blurred 'natural' scene: random ellipses, polygons and bars in colours around the base."""
     sw, sh = max(4, w // 3), max(4, h // 3)
     img = Image.new("RGB", (sw, sh), (128, 128, 128))
@@ -103,7 +103,7 @@ def _tex_shapes(rng, nrng, h, w):
     return (np.asarray(img, dtype=np.float32) - 128.0) / _TILE_SCALE
 
 
-def _tex_blobs(rng, nrng, h, w):
+def _tex_blobs(rng: random.Random, nrng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return _lowfreq(nrng, h, w, rng.uniform(4, 16), channels=3) * 0.6
 
 

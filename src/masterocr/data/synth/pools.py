@@ -72,9 +72,8 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     """Start method for the render workers: forkserver (or spawn), never a plain fork.
 
     Why: a fork copies the parent's memory but only its calling thread, so a lock that another thread held at
-    that moment (a server's executor, tqdm's monitor, an HTTP client) stays locked in the child forever. CI hung
-    in the two-worker test, forked from a test process with a dozen such threads, most likely this way (it did
-    not hang here, so the cause is inferred). A forkserver forks from a clean single-threaded server; it
+    that moment (a server's executor, tqdm's monitor, an HTTP client) stays locked in the child forever; a test
+    process or a server holds a dozen such threads. A forkserver forks from a clean single-threaded server; it
     costs about 2 s of start-up per run (each worker imports torch and loads the word lists).
     """
     methods = multiprocessing.get_all_start_methods()
