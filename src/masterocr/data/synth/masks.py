@@ -28,9 +28,9 @@ class Masks:
 
     layers: list[Image.Image]
     text_w: float  # advance width of the text
-    x0: int  # pen start on the canvas
-    base_y: int  # baseline on the canvas
-    width: int
+    x0: int  # pen start on the canvas (before the warp)
+    base_y: int  # baseline on the canvas (before the warp)
+    width: int  # size of the layers
     height: int
 
 

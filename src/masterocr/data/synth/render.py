@@ -68,6 +68,7 @@ def _bend_and_warp(
         layers = [m.transform(warp.size, warp.method, warp.coeffs, _BILINEAR) for m in layers]
         forward = warp.forward
     masks.layers = layers
+    masks.width, masks.height = layers[0].size
     bx0, by0, bx1, by1 = layers[1 if style.outline else 0].getbbox() or (0, 0, layers[0].width, layers[0].height)
     if sizing.line_mode:  # the line box, warped, widens the text box
         s64 = sizing.size / 64.0
@@ -119,3 +120,4 @@ def _crop(
     crop = (int(round(bx0 - ml)), by0 - mt, int(round(bx1 + mr)), by1 + mb)
     crop = (crop[0], crop[1], max(crop[2], crop[0] + 1), max(crop[3], crop[1] + 1))
     masks.layers = [m.crop(crop) for m in masks.layers]
+    masks.width, masks.height = masks.layers[0].size
