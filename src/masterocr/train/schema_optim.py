@@ -5,14 +5,24 @@ unknown argument is an error here rather than a TypeError after the model is bui
 signatures (tests/test_config_schema.py checks them against the installed torch).
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, Strict, model_validator
+from pydantic_core import PydanticCustomError
 
 from masterocr.train.schema_data import tagged_sections
-from masterocr.train.schema_fields import Bool, Closed, Int, IntText, Num, NumText, OneOrList, absent
+from masterocr.train.schema_fields import Bool, Closed, Int, IntText, Num, NumText, absent
 
 _KERNEL = "torch's implementation switch (default: torch's choice)"
+
+
+def _decimal(value: Any) -> Any:
+    if type(value) is int:  # torch tests isinstance(value, float)
+        raise PydanticCustomError("decimal", "must be written with a decimal point, e.g. 0.3 (torch refuses integers)")
+    return value
+
+
+Decimal = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False), BeforeValidator(_decimal)]
 
 
 class _TorchOptimizerArgs(Closed):
@@ -23,11 +33,19 @@ class _TorchOptimizerArgs(Closed):
     differentiable: Bool = absent("autograd through the optimizer step")
     fused: Bool | None = Field(None, description=_KERNEL)
 
+    @model_validator(mode="after")
+    def _kernels(self) -> "_TorchOptimizerArgs":
+        if self.fused and (self.foreach or self.differentiable):
+            raise ValueError("fused cannot be true together with foreach or differentiable")
+        return self
+
 
 class AdamWArgs(_TorchOptimizerArgs):
     """torch.optim.AdamW keyword arguments."""
 
-    betas: tuple[Num(ge=0, lt=1), Num(ge=0, lt=1)] = absent("coefficients of the running averages [b1, b2]")
+    betas: Annotated[list[Num(ge=0, lt=1)], Field(min_length=2, max_length=2)] = absent(
+        "coefficients of the running averages [b1, b2]"
+    )
     eps: Num(ge=0) = absent("term added to the denominator")
     amsgrad: Bool = absent("use the AMSGrad variant")
     capturable: Bool = absent("safe to capture in a CUDA graph")
@@ -45,6 +63,12 @@ class SGDArgs(_TorchOptimizerArgs):
     momentum: Num(ge=0) = absent("momentum factor")
     dampening: Num(ge=0) = absent("dampening for momentum")
     nesterov: Bool = absent("Nesterov momentum (needs momentum > 0 and dampening 0)")
+
+    @model_validator(mode="after")
+    def _nesterov(self) -> "SGDArgs":
+        if self.nesterov and (not self.momentum or self.dampening):
+            raise ValueError("nesterov needs momentum > 0 and dampening 0")
+        return self
 
 
 OPTIMIZER_ARGS = {"Adam": AdamArgs, "AdamW": AdamWArgs, "SGD": SGDArgs}
@@ -71,15 +95,15 @@ class MultiStepLRArgs(_DecayArgs):
 class OneCycleLRArgs(Closed):
     """torch.optim.lr_scheduler.OneCycleLR (stepped once per optimizer step)."""
 
-    max_lr: OneOrList(Num(gt=0)) = Field(description="peak learning rate (or one per parameter group)")
+    max_lr: Num(gt=0) = Field(description="peak learning rate")
     total_steps: Int(ge=1) = absent("steps of the cycle (default: the run's optimizer steps)")
     epochs: Int(ge=1) = absent("with steps_per_epoch, instead of total_steps")
     steps_per_epoch: Int(ge=1) = absent("with epochs, instead of total_steps")
-    pct_start: Num(ge=0, le=1) = absent("share of the cycle spent increasing the rate")
+    pct_start: Decimal = absent("share of the cycle spent increasing the rate (a decimal number in [0, 1])")
     anneal_strategy: Literal["cos", "linear"] = absent("annealing curve")
     cycle_momentum: Bool = absent("cycle the momentum inversely to the rate")
-    base_momentum: OneOrList(Num(ge=0)) = absent("lowest momentum")
-    max_momentum: OneOrList(Num(ge=0)) = absent("highest momentum")
+    base_momentum: Num(ge=0) = absent("lowest momentum")
+    max_momentum: Num(ge=0) = absent("highest momentum")
     div_factor: Num(gt=0) = absent("initial rate = max_lr / div_factor")
     final_div_factor: Num(gt=0) = absent("final rate = initial rate / final_div_factor")
     three_phase: Bool = absent("a third phase annihilating the rate")
