@@ -38,7 +38,7 @@ from masterocr.train.schema_fields import (
     closest,
     ignored,
 )
-from masterocr.train.schema_model import Charset, ModelArch
+from masterocr.train.schema_model import CharsetField, ModelArch
 from masterocr.train.schema_optim import OptimizerSection, SchedulerSection
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class ValidatedConfig(RunFields):
     global_rank: Any = ignored("ignored: set by the launcher")
     augment: Bool = absent("augment the training images (default true)")
     model_arch: ModelArch | None = Field(None, description="the network")
-    charset: Charset | None = Field(None, description="the vocabulary (a keys file path, or an object)")
+    charset: CharsetField | None = Field(None, description="the vocabulary (a keys file path, or an object)")
     train_dataset: DatasetSection | None = Field(None, description="the training set")
     val_dataset: DatasetSection | None = Field(None, description="the validation set")
     train_loader: Loader | None = Field(None, description="training loader options")

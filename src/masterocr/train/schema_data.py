@@ -1,8 +1,8 @@
 """Config schema of `train_dataset`/`val_dataset` (per dataset type) and the loaders; see masterocr.train.schema."""
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, create_model, model_validator
+from pydantic import Field, model_validator
 
 from masterocr.train.schema_fields import (
     Bool,
@@ -18,6 +18,7 @@ from masterocr.train.schema_fields import (
     Text,
     absent,
     ignored,
+    tagged_sections,
 )
 
 _IGNORED = "the original's option; ignored (transforms are built in)"
@@ -105,52 +106,6 @@ DATASET_ARGS: dict[str, type[CommonDatasetArgs]] = {
     "hierarchy_dataset": HierarchyDatasetArgs,
     "SynthDataset": SynthDatasetArgs,
 }
-
-
-def _empty_if_null(value: Any) -> Any:
-    return {} if value is None else value
-
-
-def tagged_sections(
-    kinds: dict[str, Any], what: str, default: str | None = None, nulls: tuple[Any, ...] = ()
-) -> Any:
-    """A union of `{"type": kind, "args": ...}` sections picked by "type" (absent/null args: {}).
-
-    `default`: the kind used when "type" is absent or one of `nulls`.
-    """
-    members = []
-    for kind, args in kinds.items():
-        type_ = Literal[(kind, *nulls)] if kind == default else Literal[kind]
-        named = isinstance(args, type) and issubclass(args, BaseModel)
-        section = create_model(
-            (args.__name__.removesuffix("Args") if named else "NoScheduler") + "Section",
-            __base__=Open,
-            __doc__=f"{what} {kind}" + (f" (the default {what})" if kind == default else ""),
-            type=(type_ | None if kind == default else type_, Field(kind if kind == default else ...)),
-            args=(Annotated[args, BeforeValidator(_empty_if_null)], Field(default_factory=dict, validate_default=True)),
-        )
-        members.append(Annotated[section, Tag(f"<{kind}>")])
-
-    def pick(value: Any) -> str | None:
-        if not isinstance(value, dict):
-            return None
-        kind = value.get("type", default)
-        if default is not None and (kind is None or kind in nulls):
-            kind = default
-        return f"<{kind}>" if isinstance(kind, str) and kind in kinds else None
-
-    allowed = ", ".join(kinds)
-    return Annotated[
-        _union(members),
-        Discriminator(pick, custom_error_type="section_type", custom_error_message=f"{what} must be one of {allowed}"),
-    ]
-
-
-def _union(members: list[Any]) -> Any:
-    union = members[0]
-    for m in members[1:]:
-        union = union | m
-    return union
 
 
 DatasetSection = tagged_sections(DATASET_ARGS, "dataset type")

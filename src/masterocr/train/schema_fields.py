@@ -11,13 +11,14 @@ type accepts exactly what its reader understands:
   with the config's own boolean parser; `Bool`: true/false only, for values tested for truth as they are.
 - `Open` sections warn about keys they do not know (the original's configs carry extra keys); `Closed`
   sections (arguments of a dataset, optimizer or scheduler) refuse them, as their readers would.
+- `tagged_sections`: `{"type": ..., "args": {...}}` sections whose arguments depend on the type.
 
 Fields declared with `absent()` may be left out but not set to null (their reader would take the null as
 the value); fields whose reader treats null as "not given" are typed `X | None`.
 """
 
 import difflib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +29,7 @@ from pydantic import (
     Field,
     Strict,
     Tag,
+    create_model,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -155,3 +157,49 @@ def OneOrList(item: Any) -> Any:  # noqa: N802
     return Annotated[
         Annotated[item, Tag("<one>")] | Annotated[list[item], Tag("<list>")], Discriminator(_one_or_list)
     ]
+
+
+def _empty_if_null(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def tagged_sections(
+    kinds: dict[str, Any], what: str, default: str | None = None, nulls: tuple[Any, ...] = ()
+) -> Any:
+    """A union of `{"type": kind, "args": ...}` sections picked by "type" (absent/null args: {}).
+
+    `default`: the kind used when "type" is absent or one of `nulls`.
+    """
+    members = []
+    for kind, args in kinds.items():
+        type_ = Literal[(kind, *nulls)] if kind == default else Literal[kind]
+        named = isinstance(args, type) and issubclass(args, BaseModel)
+        section = create_model(
+            (args.__name__.removesuffix("Args") if named else "NoScheduler") + "Section",
+            __base__=Open,
+            __doc__=f"{what} {kind}" + (f" (the default {what})" if kind == default else ""),
+            type=(type_ | None if kind == default else type_, Field(kind if kind == default else ...)),
+            args=(Annotated[args, BeforeValidator(_empty_if_null)], Field(default_factory=dict, validate_default=True)),
+        )
+        members.append(Annotated[section, Tag(f"<{kind}>")])
+
+    def pick(value: Any) -> str | None:
+        if not isinstance(value, dict):
+            return None
+        kind = value.get("type", default)
+        if default is not None and (kind is None or kind in nulls):
+            kind = default
+        return f"<{kind}>" if isinstance(kind, str) and kind in kinds else None
+
+    allowed = ", ".join(kinds)
+    return Annotated[
+        _union(members),
+        Discriminator(pick, custom_error_type="section_type", custom_error_message=f"{what} must be one of {allowed}"),
+    ]
+
+
+def _union(members: list[Any]) -> Any:
+    union = members[0]
+    for m in members[1:]:
+        union = union | m
+    return union

@@ -97,4 +97,4 @@ def _file_shorthand(value: Any) -> Any:
     return {"keys_file": value} if isinstance(value, str) else value
 
 
-Charset = Annotated[CharsetSpec, BeforeValidator(_file_shorthand, json_schema_input_type=CharsetSpec | PathText)]
+CharsetField = Annotated[CharsetSpec, BeforeValidator(_file_shorthand, json_schema_input_type=CharsetSpec | PathText)]

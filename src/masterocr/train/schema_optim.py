@@ -10,8 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
-from masterocr.train.schema_data import tagged_sections
-from masterocr.train.schema_fields import Bool, Closed, Int, IntText, Num, NumText, absent
+from masterocr.train.schema_fields import Bool, Closed, Int, IntText, Num, NumText, absent, tagged_sections
 
 _KERNEL = "torch's implementation switch (default: torch's choice)"
 
@@ -22,7 +21,7 @@ def _decimal(value: Any) -> Any:
     return value
 
 
-Decimal = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False), BeforeValidator(_decimal)]
+DecimalFraction = Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False), BeforeValidator(_decimal)]
 
 
 class _TorchOptimizerArgs(Closed):
@@ -99,7 +98,7 @@ class OneCycleLRArgs(Closed):
     total_steps: Int(ge=1) = absent("steps of the cycle (default: the run's optimizer steps)")
     epochs: Int(ge=1) = absent("with steps_per_epoch, instead of total_steps")
     steps_per_epoch: Int(ge=1) = absent("with epochs, instead of total_steps")
-    pct_start: Decimal = absent("share of the cycle spent increasing the rate (a decimal number in [0, 1])")
+    pct_start: DecimalFraction = absent("share of the cycle spent increasing the rate (a decimal number in [0, 1])")
     anneal_strategy: Literal["cos", "linear"] = absent("annealing curve")
     cycle_momentum: Bool = absent("cycle the momentum inversely to the rate")
     base_momentum: Num(ge=0) = absent("lowest momentum")
