@@ -6,6 +6,7 @@ settings readers take without a traceback."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import json
 import logging
@@ -17,10 +18,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from masterocr.config import charset_from_config, model_config, train_settings
+from masterocr.config import TrainSettings, charset_from_config, model_config, train_settings
 from masterocr.errors import UserError
 from masterocr.train import optim
-from masterocr.train.schema import SCHEMA_PATH, schema_text, validate_config
+from masterocr.train.schema import SCHEMA_PATH, Trainer, ValidatedConfig, schema_text, validate_config
 from masterocr.train.schema_optim import OPTIMIZER_ARGS, SCHEDULER_ARGS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -264,6 +265,12 @@ def test_optimizer_and_scheduler_arguments_are_the_torch_constructors_arguments(
         if kind in ("StepLR", "MultiStepLR", "OneCycleLR"):
             params = set(inspect.signature(getattr(torch.optim.lr_scheduler, kind)).parameters) - {"optimizer"}
             assert set(args.model_fields) == params, kind
+
+
+def test_every_key_the_settings_read_is_in_the_schema():
+    assert {f.name for f in dataclasses.fields(TrainSettings)} <= set(Trainer.model_fields)
+    top = {"name", "run_id", "seed", "deterministic", "distributed", "local_world_size"}  # train_settings' top keys
+    assert top <= set(ValidatedConfig.model_fields)
 
 
 def test_the_committed_json_schema_is_current():

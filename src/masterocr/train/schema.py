@@ -116,6 +116,8 @@ class Trainer(RunFields):
     val_max_samples: Int(ge=0) | None = Field(None, description="cap on validation samples (0/null: all)")
     progress: Flag = absent("show a progress bar")
     max_len: IntText(ge=1) = absent("longest text (overrides the model's max_len)")
+    optimizer: OptimizerSection | None = Field(None, description="as the top level's (which wins when set)")
+    lr_scheduler: SchedulerSection | None = Field(None, description="as the top level's (which wins when set)")
     log_verbosity: Any = ignored()
     monitor_open: Any = ignored()
     anomaly_detection: Any = ignored()
