@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 from masterocr.config import TrainSettings, charset_from_config, model_config, train_settings
 from masterocr.errors import UserError
+from masterocr.evaluate import Counts
 from masterocr.train import optim
-from masterocr.train.schema import SCHEMA_PATH, Trainer, ValidatedConfig, schema_text, validate_config
+from masterocr.train.schema import METRICS, SCHEMA_PATH, Trainer, ValidatedConfig, schema_text, validate_config
 from masterocr.train.schema_optim import OPTIMIZER_ARGS, SCHEDULER_ARGS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,6 +272,7 @@ def test_every_key_the_settings_read_is_in_the_schema():
     assert {f.name for f in dataclasses.fields(TrainSettings)} <= set(Trainer.model_fields)
     top = {"name", "run_id", "seed", "deterministic", "distributed", "local_world_size"}  # train_settings' top keys
     assert top <= set(ValidatedConfig.model_fields)
+    assert set(METRICS) == {k for k, v in Counts().metrics().items() if isinstance(v, float)}  # what monitor names
 
 
 def test_the_committed_json_schema_is_current():
