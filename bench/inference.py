@@ -7,7 +7,7 @@ and random images, EOS suppressed so every row decodes exactly `len` characters 
 
   full      decode(use_cache=False): the decoder re-runs over the whole prefix every step
   cached    decode(use_cache=True): one position per step with a key/value cache (the default)
-  fold      + conv/BN folding (infer/fast.py)         fold+cl  + channels_last backbone
+  fold      + conv/BN folding (`optimize`)            fold+cl  + channels_last backbone
   fold+i8   + dynamic int8 decoder Linears            compile  + torch.compile(backbone) (--compile)
   ort       onnxruntime, exported encoder + cached step, NumPy greedy loop
   ort-i8    the same graphs quantized by `masterocr export --int8` (int8 convs + dynamic int8 matmuls)
