@@ -117,7 +117,7 @@ def stand_in_for_torchvision_meta_registrations() -> bool:
     """Put an empty module under torchvision's `_meta_registrations` in sys.modules, unless one is there.
 
     torchvision imports it first thing to register fake (meta) kernels for its compiled operators; where its
-    wheel was built against another torch (the CUDA build beside torch's CPU wheel) those operators are not
+    wheel is built against another torch (the CUDA build beside torch's CPU wheel) those operators are not
     loaded, `torch.library.register_fake` raises "operator torchvision::nms does not exist" and the whole
     import fails. Fake kernels serve only tracing (torch.compile, meta tensors); docTR's MASTER runs eagerly
     and calls none of those operators, so it runs without them. Returns whether it put the stand-in there."""
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
     print(f"doctr: {doctr_note}")
     print(f"load average (1 min) before {before:.2f}, after {after:.2f}; total {time.time() - t0:.0f}s")
     if max(before, after) > 0.5:
-        print("WARNING: the machine was busy during the run (load > 0.5): timings are inflated and noisy")
+        print("WARNING: the machine is busy around the run (load > 0.5): timings are inflated and noisy")
     return 0
 
 

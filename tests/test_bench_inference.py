@@ -17,7 +17,7 @@ NAME = bench.META_REGISTRATIONS
 
 @pytest.fixture
 def no_meta_registrations(monkeypatch):
-    """sys.modules without torchvision's `_meta_registrations`, restored as it was afterwards."""
+    """sys.modules without torchvision's `_meta_registrations`, restored afterwards."""
     monkeypatch.setitem(sys.modules, NAME, None)  # recorded, so the test's own entry is undone too
     del sys.modules[NAME]
 

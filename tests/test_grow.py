@@ -35,7 +35,7 @@ def _grown(source: torch.nn.Module) -> torch.nn.Module:
     model = build_model(DST, CHARSET)
     rng = torch.random.get_rng_state()
     model.load_state_dict(grow_state_dict(source.state_dict(), SRC, DST, len(CHARSET), seed=3))
-    assert torch.equal(torch.random.get_rng_state(), rng)  # the caller's random stream is left as it was
+    assert torch.equal(torch.random.get_rng_state(), rng)  # the caller's random stream is untouched
     return model.eval()
 
 
