@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from masterocr import Recognizer
 from masterocr.cli import main
-from masterocr.infer.recognizer import Recognizer
 from masterocr.model import get_preset
 
 REPO = Path(__file__).resolve().parents[1]
