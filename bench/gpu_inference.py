@@ -17,10 +17,29 @@ import statistics
 import time
 
 import torch
-from accuracy import synthetic_words  # bench/accuracy.py: the same words as its table
 
 from masterocr import Recognizer
+from masterocr.data.synth import SynthDataset
 from masterocr.metrics import format_table, score
+
+
+def heldout_words(rec: Recognizer, count: int, seed: int, font_dirs: list[str] | None = None) -> tuple[list, list[str]]:
+    """The held-out synthetic words of `bench/accuracy.py` (same seed and count: the same images and labels,
+    which a test checks), rendered for `rec`'s charset and input size."""
+    ds = SynthDataset(
+        charset=rec.charset,
+        img_h=rec.cfg.img_h,
+        img_w=rec.cfg.img_w,
+        in_channels=3,
+        max_len=rec.cfg.max_len,
+        training=False,
+        seed=seed,
+        length=count,
+        fonts="heldout",
+        font_dirs=font_dirs,
+    )
+    pairs = [ds.synth.sample_with_font(ds.rng_for(i))[:2] for i in range(count)]
+    return [image for image, _ in pairs], [gold for _, gold in pairs]
 
 
 def measure(rec: Recognizer, images, golds, batch: int, seconds: float, sync) -> dict:
@@ -60,8 +79,7 @@ def main() -> None:
     cuda = torch.device(args.device).type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     base = Recognizer.from_checkpoint(args.checkpoint, device=args.device)
-    words = synthetic_words(base, args.count, args.seed, font_dirs=args.fonts)
-    images, golds = words.images, words.golds
+    images, golds = heldout_words(base, args.count, args.seed, font_dirs=args.fonts)
     rows = []
     for dtype in args.dtypes.split(","):
         rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, dtype=dtype)

@@ -24,11 +24,30 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accuracy import synthetic_words  # bench/accuracy.py: the same words as its table
 
 from masterocr import Recognizer
+from masterocr.data.synth import SynthDataset
 from masterocr.infer.export import SMALL_BATCH, OnnxRecognizer, default_onnx_path
 from masterocr.metrics import format_table
+
+
+def heldout_words(rec: Recognizer, count: int, seed: int, font_dirs: list[str] | None = None) -> tuple[list, list[str]]:
+    """The held-out synthetic words of `bench/accuracy.py` (same seed and count: the same images and labels,
+    which a test checks), rendered for `rec`'s charset and input size."""
+    ds = SynthDataset(
+        charset=rec.charset,
+        img_h=rec.cfg.img_h,
+        img_w=rec.cfg.img_w,
+        in_channels=3,
+        max_len=rec.cfg.max_len,
+        training=False,
+        seed=seed,
+        length=count,
+        fonts="heldout",
+        font_dirs=font_dirs,
+    )
+    pairs = [ds.synth.sample_with_font(ds.rng_for(i))[:2] for i in range(count)]
+    return [image for image, _ in pairs], [gold for _, gold in pairs]
 
 
 def readers(folder: Path, threads: int) -> dict[str, OnnxRecognizer]:
@@ -74,8 +93,8 @@ def main() -> None:
         raise SystemExit("--threads must be at least 2: with one, all three readers are the same")
     torch.set_num_threads(args.threads)
     reads = readers(args.onnx or default_onnx_path(), args.threads)
-    words = synthetic_words(Recognizer(), args.count, args.seed)
-    batch = np.stack([reads["auto"].preprocess(im).numpy() for im in words.images])
+    images, _ = heldout_words(Recognizer(), args.count, args.seed)
+    batch = np.stack([reads["auto"].preprocess(im).numpy() for im in images])
     tokens = {name: r.decode_arrays(batch[:8])[0] for name, r in reads.items()}
     if any(not np.array_equal(t, tokens["auto"]) for t in tokens.values()):
         raise SystemExit("the readers disagree: the sessions should run the same graphs")

@@ -37,8 +37,8 @@ PACKAGES=(
   fonts-yanone-kaffeesatz
   fonts-inter
   fonts-averia-serif-gwf
-  # added in session 8: more designs, among them 10 script and handwriting faces (one held-out family, Lobster
-  # Two, is a script face, and the first set trained on only three)
+  # more designs, among them 10 script and handwriting faces: one held-out family, Lobster Two, is a script
+  # face, and the 27 packages above train on only three (the model card names which models saw which set)
   fonts-kaushanscript
   fonts-kristi
   fonts-leckerli-one

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -26,15 +25,11 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 def load_script(name: str, folder: Path = SCRIPTS) -> ModuleType:
-    """A module from scripts/ or bench/ (not packages); its folder is on sys.path while it loads, for its
-    sibling imports, as when it runs as a script."""
+    """A module from scripts/ or bench/ (folders of scripts, not packages), loaded from its file: the scripts
+    import only the package, never each other, so nothing goes on sys.path."""
     spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(folder))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(folder))
+    spec.loader.exec_module(module)
     return module
 
 

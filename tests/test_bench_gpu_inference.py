@@ -8,11 +8,21 @@ from masterocr import Recognizer
 
 
 def test_measure_on_cpu():
-    bench = load_script("gpu_inference", BENCH)  # it imports bench/accuracy.py as a sibling
+    bench = load_script("gpu_inference", BENCH)
     rec = Recognizer.from_checkpoint(None, device="cpu")
-    words = bench.synthetic_words(rec, 6, seed=12345, font_dirs=None)
-    images, golds = words.images, words.golds
+    images, golds = bench.heldout_words(rec, 6, seed=12345, font_dirs=None)
     assert len(images) == 6 and all(golds)
     m = bench.measure(rec, images, golds, batch=3, seconds=0.1, sync=lambda: None)
     assert m["num_labels"] == 6 and 0.0 <= m["word_acc"] <= 1.0
     assert m["img_s"] > 0 and float(m["ms_batch1"]) > 0
+
+
+def test_the_benchmarks_read_the_same_held_out_words():
+    """gpu_inference and onnx_threads render their words themselves (scripts import the package, not each
+    other); their rows compare with bench/accuracy.py's only while the words are the same."""
+    rec = Recognizer()
+    words = load_script("accuracy", BENCH).synthetic_words(rec, 5, seed=12345)
+    for name in ("gpu_inference", "onnx_threads"):
+        images, golds = load_script(name, BENCH).heldout_words(rec, 5, seed=12345)
+        assert golds == words.golds, name
+        assert [im.tobytes() for im in images] == [im.tobytes() for im in words.images], name

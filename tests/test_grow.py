@@ -1,10 +1,10 @@
 """Growing a trained model deeper: the grown model computes what the source did, and its new layers learn."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from masterocr import Recognizer
 from masterocr.charset import Charset
@@ -35,7 +35,7 @@ def _grown(source: torch.nn.Module) -> torch.nn.Module:
     model = build_model(DST, CHARSET)
     rng = torch.random.get_rng_state()
     model.load_state_dict(grow_state_dict(source.state_dict(), SRC, DST, len(CHARSET), seed=3))
-    assert torch.equal(torch.random.get_rng_state(), rng)  # the caller's random stream is left as it was
+    assert torch.equal(torch.random.get_rng_state(), rng)  # the caller's random stream is untouched
     return model.eval()
 
 
@@ -85,11 +85,7 @@ def test_growing_refuses_what_cannot_carry_the_weights(dst, message):
 
 
 def test_the_script_grows_the_shipped_model_into_the_large_preset_that_reads_the_same(tmp_path):
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from grow_weights import grow_file
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    grow_file = load_script("grow_weights").grow_file
     out = tmp_path / "large_init.safetensors"
     assert grow_file(REPO_WEIGHTS / "master_medium.safetensors", "large", out) == get_preset("large")
     grown, shipped = Recognizer.from_checkpoint(out), Recognizer()
