@@ -148,12 +148,13 @@ def test_cli_export_then_predict_with_onnx_backend(tmp_path, word_set, capsys):
 
 
 def test_onnx_backend_refuses_a_missing_folder(tmp_path, monkeypatch):
+    from masterocr import assets
     from masterocr.errors import UserError
     from masterocr.infer import export
 
     with pytest.raises(UserError, match="not an exported model folder"):
         export.OnnxRecognizer.from_path(tmp_path / "nothing")
-    monkeypatch.setattr(export, "SHIPPED_ONNX_NAME", "missing")  # no checkpoint and no shipped graphs
+    monkeypatch.setattr(assets, "WEIGHTS_DIR", tmp_path)  # no checkpoint and no shipped graphs
     with pytest.raises(UserError, match="no shipped ONNX graphs"):
         export.OnnxRecognizer.from_path(None)
 

@@ -8,19 +8,19 @@ from pathlib import Path
 from safetensors import safe_open
 
 from masterocr import Recognizer
+from masterocr.assets import DEFAULT_WEIGHTS_NAME, SHIPPED_ONNX_NAME, WEIGHTS_DIR, default_weights_path
 from masterocr.evaluate import read_labels
-from masterocr.infer.recognizer import DEFAULT_WEIGHTS_NAME, REPO_WEIGHTS, default_weights_path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 # the bundled crops the shipped model reads exactly (see weights/MODEL_CARD.md for the full table)
-SMALL = REPO_WEIGHTS / "master_small.safetensors"  # shipped beside the default: 2.6x fewer parameters, faster
+SMALL = WEIGHTS_DIR / "master_small.safetensors"  # shipped beside the default: 2.6x fewer parameters, faster
 EXPECTED_SMALL = {"real_0079.png": "unambiguously", "real_0120.png": "renard", "real_0142.png": "NOTICE"}
 EXPECTED = {"001.jpg": "BEACH", **EXPECTED_SMALL}  # the default model also reads the original's BEACH
 
 
 def test_shipped_weights_are_safetensors_with_config_and_charset():
-    shipped = sorted(REPO_WEIGHTS.glob("*.safetensors"))
+    shipped = sorted(WEIGHTS_DIR.glob("*.safetensors"))
     assert default_weights_path() in shipped and SMALL in shipped
     assert sum(path.stat().st_size for path in shipped) < 30e6
     for path in shipped:
@@ -145,10 +145,10 @@ def test_shipped_onnx_graphs_are_of_the_shipped_weights_and_read_the_samples(mon
 
     pytest.importorskip("onnxruntime")
     from masterocr.errors import UserError
-    from masterocr.infer.export import SHIPPED_ONNX_NAME, OnnxRecognizer
+    from masterocr.infer.export import OnnxRecognizer
     from masterocr.infer.recognizer import load_recognizer
 
-    folder = REPO_WEIGHTS / SHIPPED_ONNX_NAME
+    folder = WEIGHTS_DIR / SHIPPED_ONNX_NAME
     meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     weights = default_weights_path()
     assert meta["source"] == weights.name
@@ -156,7 +156,7 @@ def test_shipped_onnx_graphs_are_of_the_shipped_weights_and_read_the_samples(mon
         "the shipped ONNX graphs are stale: run python scripts/ship_onnx.py"
     )
     assert "int8" in meta["quantized"]
-    shipped = [*REPO_WEIGHTS.glob("*.safetensors"), *folder.iterdir()]
+    shipped = [*WEIGHTS_DIR.glob("*.safetensors"), *folder.iterdir()]
     assert sum(path.stat().st_size for path in shipped) < 30e6
     rec = load_recognizer(None, backend="onnx")
     assert isinstance(rec, OnnxRecognizer) and Path(rec.source) == folder
@@ -230,7 +230,7 @@ def test_auto_backend_is_torch_unless_the_shipped_graphs_are_the_model_asked_for
         m.setenv("MASTEROCR_WEIGHTS", str(SMALL))  # the shipped graphs are not of that model
         assert resolve_backend("auto", None, "cpu", False, "fp32") == "torch"
     with monkeypatch.context() as m:
-        m.setattr("masterocr.infer.recognizer.REPO_WEIGHTS", Path("/nonexistent"))  # a checkout without them
+        m.setattr("masterocr.assets.WEIGHTS_DIR", Path("/nonexistent"))  # a checkout without them
         assert resolve_backend("auto", None, "cpu", False, "fp32") == "torch"
     assert resolve_backend("auto", None, "cpu", False, "fp32") == "onnx"
     find_spec = importlib.util.find_spec

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import types
 import warnings
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from masterocr import assets
 from masterocr.charset import EOS, PAD, SOS, Charset
 from masterocr.errors import UserError
 from masterocr.model import MASTER, MasterConfig
@@ -36,21 +36,17 @@ DECODER_FILE = "decoder_step.onnx"
 META_FILE = "model.json"
 # below this many images a decoder step runs on one thread (see OnnxRecognizer)
 SMALL_BATCH = 32
-# the shipped model's int8 graphs, beside its weights (scripts/ship_onnx.py writes them)
-SHIPPED_ONNX_NAME = "master_medium_int8"
 
 
 def default_onnx_path() -> Path:
     """The shipped int8 graphs; an error when MASTEROCR_WEIGHTS points the default elsewhere (they would not
     match) or when they are missing."""
-    from masterocr.infer.recognizer import REPO_WEIGHTS
-
-    if os.environ.get("MASTEROCR_WEIGHTS"):
+    if assets.weights_override() is not None:
         raise UserError(
             "MASTEROCR_WEIGHTS is set, and the shipped ONNX graphs are of the repository's weights: export yours "
             "with `masterocr export --int8 --out DIR` and pass --checkpoint DIR"
         )
-    path = REPO_WEIGHTS / SHIPPED_ONNX_NAME
+    path = assets.shipped_onnx()
     if not (path / META_FILE).exists():
         raise UserError(
             f"no shipped ONNX graphs at {path}; pass --checkpoint with a folder written by `masterocr export`"

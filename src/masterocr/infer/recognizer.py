@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from masterocr.assets import default_weights_path
 from masterocr.charset import EOS, NUM_SPECIAL, UNK, Charset
 from masterocr.errors import UserError
 from masterocr.model import MASTER, MasterConfig
@@ -18,21 +19,8 @@ from masterocr.model import MASTER, MasterConfig
 log = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-REPO_WEIGHTS = Path(__file__).resolve().parents[3] / "weights"
-DEFAULT_WEIGHTS_NAME = "master_medium.safetensors"
 # suffixes of the files people keep beside their crops (labels, notes): a folder prediction skips them
 NOT_IMAGES = frozenset({".txt", ".json", ".jsonl", ".csv", ".tsv", ".md", ".yaml", ".yml", ".mdb", ".lock", ".log"})
-
-
-def default_weights_path() -> Path:
-    """The shipped model: $MASTEROCR_WEIGHTS, else weights/ in the repository."""
-    env = os.environ.get("MASTEROCR_WEIGHTS")
-    path = Path(env) if env else REPO_WEIGHTS / DEFAULT_WEIGHTS_NAME
-    if not path.exists():
-        raise UserError(
-            f"no shipped weights at {path}; pass --checkpoint, or set MASTEROCR_WEIGHTS to a .safetensors file"
-        )
-    return path
 
 
 def load_model(path: str | Path | None = None) -> tuple[MASTER, Charset, str]:
