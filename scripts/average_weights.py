@@ -18,7 +18,7 @@ import torch
 from ship_weights import TRAINING_DATA, write_shipped  # scripts/ship_weights.py: the shipped layout
 
 from masterocr.errors import UserError
-from masterocr.train.checkpoint import load_checkpoint
+from masterocr.formats.checkpoint import load_checkpoint
 
 
 def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -8,7 +8,7 @@ import torch
 from safetensors import safe_open
 
 from masterocr.charset import Charset
-from masterocr.infer.weights import load_weights, save_weights
+from masterocr.formats.weights import load_weights, save_weights
 from masterocr.model import build_model
 
 CHARSET = Charset.default()

@@ -116,7 +116,7 @@ def test_onnx_step_is_a_graph_input_and_fixed_length_decoding_matches(exported):
 
 def test_cli_export_then_predict_with_onnx_backend(tmp_path, word_set, capsys):
     from masterocr.cli import main
-    from masterocr.infer.weights import save_weights
+    from masterocr.formats.weights import save_weights
 
     torch.manual_seed(0)
     model = build_model("tiny", CHARSET).eval()

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from masterocr.cli import main
+from masterocr.formats.checkpoint import load_checkpoint
 from masterocr.infer.recognizer import Recognizer
-from masterocr.train.checkpoint import load_checkpoint
 
 
 def tiny_config(word_set: Path, save_dir: Path, steps: int) -> dict:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from masterocr.errors import UserError
 from masterocr.evaluate import read_labels, score
-from masterocr.infer.recognizer import Recognizer, default_weights_path
+from masterocr.assets import default_weights_path
+from masterocr.infer.recognizer import Recognizer
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

@@ -25,33 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from masterocr import assets
 from masterocr.charset import EOS, PAD, SOS, Charset
 from masterocr.errors import UserError
+from masterocr.formats.load import load_model
+from masterocr.formats.onnx_layout import DECODER_FILE, ENCODER_FILE, META_FILE, default_onnx_path
 from masterocr.model import MASTER, MasterConfig
 
 OPSET = 17
-ENCODER_FILE = "encoder.onnx"
-DECODER_FILE = "decoder_step.onnx"
-META_FILE = "model.json"
 # below this many images a decoder step runs on one thread (see OnnxRecognizer)
 SMALL_BATCH = 32
-
-
-def default_onnx_path() -> Path:
-    """The shipped int8 graphs; an error when MASTEROCR_WEIGHTS points the default elsewhere (they would not
-    match) or when they are missing."""
-    if assets.weights_override() is not None:
-        raise UserError(
-            "MASTEROCR_WEIGHTS is set, and the shipped ONNX graphs are of the repository's weights: export yours "
-            "with `masterocr export --int8 --out DIR` and pass --checkpoint DIR"
-        )
-    path = assets.shipped_onnx()
-    if not (path / META_FILE).exists():
-        raise UserError(
-            f"no shipped ONNX graphs at {path}; pass --checkpoint with a folder written by `masterocr export`"
-        )
-    return path
 
 
 def _gca_forward_static(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,10 +142,8 @@ def export_model(model: MASTER, charset: Charset, out_dir: str | Path, source: s
 
 def export_onnx(checkpoint: str | Path | None, out_dir: str | Path) -> Path:
     """Load a checkpoint/weights file (None = shipped weights) and export it to out_dir."""
-    from masterocr.infer.recognizer import load_model
-
     model, charset, source = load_model(checkpoint)
-    return export_model(model, charset, out_dir, source)
+    return export_model(model, charset, out_dir, str(source))
 
 
 class OnnxRecognizer:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from masterocr.assets import default_weights_path
 from masterocr.charset import EOS, NUM_SPECIAL, UNK, Charset
 from masterocr.errors import UserError
+from masterocr.formats.load import load_model
 from masterocr.model import MASTER, MasterConfig
 
 log = logging.getLogger(__name__)
@@ -21,31 +21,6 @@ log = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # suffixes of the files people keep beside their crops (labels, notes): a folder prediction skips them
 NOT_IMAGES = frozenset({".txt", ".json", ".jsonl", ".csv", ".tsv", ".md", ".yaml", ".yml", ".mdb", ".lock", ".log"})
-
-
-def load_model(path: str | Path | None = None) -> tuple[MASTER, Charset, str]:
-    """Model, charset and source path from a checkpoint (.pth) or weights (.safetensors); None = shipped."""
-    from masterocr.train.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(path if path is not None else default_weights_path())
-    if "model_config" not in ckpt:
-        raise UserError(f"{ckpt['_path']} carries no model_config; it was not written by masterocr")
-    try:
-        cfg = MasterConfig.from_dict(ckpt["model_config"])
-        cs = ckpt.get("charset") or {}
-        charset = Charset(cs["keys"], case_sensitive=cs.get("case_sensitive", True)) if cs else Charset.default()
-        model = MASTER(cfg, len(charset))
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # hand-edited or foreign metadata
-        raise UserError(
-            f"{ckpt['_path']}: its model_config/charset cannot build a model ({type(exc).__name__}: {exc}); "
-            "use a checkpoint written by masterocr"
-        ) from exc
-    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in ckpt["model_state_dict"].items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise UserError(f"{ckpt['_path']}: weights do not match its model config ({exc})") from exc
-    return model, charset, ckpt["_path"]
 
 
 @dataclass
@@ -119,7 +94,8 @@ class Recognizer:
         """
         self.source: str | None = None
         if model is None:
-            model, charset, self.source = load_model()
+            model, charset, source = load_model()
+            self.source = str(source)
         self.device = torch.device(device)
         if dtype not in DTYPES:
             raise UserError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
@@ -152,7 +128,7 @@ class Recognizer:
 
             model = optimize(model, fold_bn=True, int8=True)
         rec = cls(model, charset, device, dtype)
-        rec.source = source + (" (int8)" if int8 else "" if dtype == "fp32" else f" ({dtype})")
+        rec.source = str(source) + (" (int8)" if int8 else "" if dtype == "fp32" else f" ({dtype})")
         return rec
 
     def __call__(self, images, **kwargs) -> list[Prediction]:

@@ -32,8 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.errors import UserError
+from masterocr.formats.weights import file_sha256
 from masterocr.infer.recognizer import Prediction, Recognizer, load_recognizer
-from masterocr.infer.weights import file_sha256
 
 log = logging.getLogger(__name__)
 
