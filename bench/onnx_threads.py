@@ -28,7 +28,8 @@ from accuracy import synthetic_words  # bench/accuracy.py: the same words as its
 
 from masterocr import Recognizer
 from masterocr.evaluate import format_table
-from masterocr.infer.export import SMALL_BATCH, OnnxRecognizer, default_onnx_path
+from masterocr.formats.onnx_layout import default_onnx_path
+from masterocr.runtime.onnx import SMALL_BATCH, OnnxRecognizer
 
 
 def readers(folder: Path, threads: int) -> dict[str, OnnxRecognizer]:

@@ -18,9 +18,9 @@ import tempfile
 from pathlib import Path
 
 from masterocr.assets import shipped_model, shipped_onnx
+from masterocr.export.quantize import export_onnx_int8
+from masterocr.formats.onnx_layout import META_FILE
 from masterocr.formats.weights import file_sha256
-from masterocr.infer.export import META_FILE
-from masterocr.infer.quantize import export_onnx_int8
 
 
 def ship(weights: Path, out: Path) -> Path:

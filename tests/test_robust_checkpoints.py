@@ -21,7 +21,7 @@ from masterocr.cli import main
 from masterocr.errors import UserError
 from masterocr.formats import checkpoint as ckpt_mod
 from masterocr.formats.checkpoint import atomic_save, load_checkpoint
-from masterocr.infer.recognizer import Recognizer
+from masterocr.runtime.torch import Recognizer
 from masterocr.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,7 +29,7 @@ from masterocr.data.datasets import (
 )
 from masterocr.data.images import load_image
 from masterocr.errors import UserError
-from masterocr.infer.recognizer import Recognizer
+from masterocr.runtime.torch import Recognizer
 
 ALL_FILES = {**BAD_FILES, **GOOD_FILES}
 

@@ -9,7 +9,7 @@ import torch
 
 from masterocr.cli import main
 from masterocr.formats.checkpoint import load_checkpoint
-from masterocr.infer.recognizer import Recognizer
+from masterocr.runtime.torch import Recognizer
 
 
 def tiny_config(word_set: Path, save_dir: Path, steps: int) -> dict:
