@@ -21,7 +21,7 @@ from masterocr.model import MASTER
 OPSET = 17
 
 
-def exportable(model: MASTER) -> MASTER:
+def export_safe(model: MASTER) -> MASTER:
     """The export-safe form of `model` (float32, CPU, eval) holding the same parameters."""
     with torch.random.fork_rng(devices=[]):  # its random init is overwritten: leave the caller's RNG alone
         out = MASTER(model.cfg, model.num_classes, exportable=True)
@@ -76,7 +76,7 @@ def export_model(model: MASTER, charset: Charset, out_dir: str | Path, source: s
     """Export an in-memory model to out_dir (encoder, decoder step, model.json); returns out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = exportable(model)
+    model = export_safe(model)
     cfg = model.cfg
     n_layers, heads, dh = len(model.decoder), cfg.nhead, cfg.d_model // cfg.nhead
     images = torch.zeros(2, cfg.in_channels, cfg.img_h, cfg.img_w)
