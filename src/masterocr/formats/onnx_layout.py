@@ -15,7 +15,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from masterocr import assets
+from masterocr.assets import shipped_onnx, weights_override
 from masterocr.charset import Charset
 from masterocr.errors import UserError
 from masterocr.formats.load import charset_of
@@ -77,12 +77,12 @@ def folder_sha256(folder: str | Path) -> str:
 def default_onnx_path() -> Path:
     """The shipped int8 graphs; an error when MASTEROCR_WEIGHTS points the default elsewhere (they would not
     match) or when they are missing."""
-    if assets.weights_override() is not None:
+    if weights_override() is not None:
         raise UserError(
             "MASTEROCR_WEIGHTS is set, and the shipped ONNX graphs are of the repository's weights: export yours "
             "with `masterocr export --int8 --out DIR` and pass --checkpoint DIR"
         )
-    path = assets.shipped_onnx()
+    path = shipped_onnx()
     if not (path / META_FILE).exists():
         raise UserError(
             f"no shipped ONNX graphs at {path}; pass --checkpoint with a folder written by `masterocr export`"

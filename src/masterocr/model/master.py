@@ -56,7 +56,7 @@ def greedy_pick(
 class MASTER(nn.Module):
     """`exportable=True` builds the export-safe form (for masterocr.export): GCA with static layer-norm shapes
     and positional tables cut to the positions the graphs reach (the memory's length and max_len + 1 steps;
-    the full 5,000-row tables were 3.8 MB of constants per graph at d_model 192). Same parameters either way."""
+    the full 5,000-row tables would be 3.8 MB of constants per graph at d_model 192). Same parameters either way."""
 
     def __init__(self, cfg: MasterConfig, num_classes: int, exportable: bool = False) -> None:
         super().__init__()
