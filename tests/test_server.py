@@ -25,7 +25,9 @@ from conftest import render_word  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from masterocr.assets import default_weights_path  # noqa: E402
 from masterocr.charset import Charset  # noqa: E402
+from masterocr.formats.weights import file_sha256  # noqa: E402
 from masterocr.infer.server import create_app  # noqa: E402
 from masterocr.model import build_model, get_preset  # noqa: E402
 from masterocr.runtime.base import Prediction  # noqa: E402
@@ -352,7 +354,9 @@ def test_int8_shipped_model_serves_the_bundled_sample():
         r = c.post("/v1/recognize", files=[("file", ("real_0142.png", blob, "image/png"))])
         assert r.status_code == 200, r.text
         assert r.json()["results"][0]["text"] == "NOTICE"
-        assert c.get("/v1/model").json()["variant"] == "int8"
+        info = c.get("/v1/model").json()
+        assert info["variant"] == "int8"
+        assert info["sha256"] == file_sha256(default_weights_path())  # the int8 variant names its file too
 
 
 def test_serve_refuses_int8_with_a_dtype_before_loading():
@@ -377,6 +381,7 @@ def test_onnx_backend_serves_without_attention_maps(tmp_path):
         assert entry["text"] == "NOTICE" and entry["attention"] is None
         info = c.get("/v1/model").json()
         assert info["backend"] == "onnxruntime" and info["attention_maps"] is False
+        assert info["variant"] == "onnx" and len(info["sha256"]) == 64
         assert c.get("/").status_code == 200
 
 
