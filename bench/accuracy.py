@@ -33,8 +33,8 @@ from typing import NamedTuple
 import torch
 
 from masterocr.data.labels import read_labels
-from masterocr.infer.recognizer import Recognizer
 from masterocr.metrics import Counts, format_table
+from masterocr.runtime.torch import Recognizer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,12 +79,14 @@ def build_variants(checkpoint: str | None, names: list[str], tmp: Path, threads:
         elif name == "int8":
             out.append(("masterocr int8", Recognizer.from_checkpoint(checkpoint, int8=True)))
         elif name == "onnx":
-            from masterocr.infer.export import OnnxRecognizer, export_onnx
+            from masterocr.export.onnx import export_onnx
+            from masterocr.runtime.onnx import OnnxRecognizer
 
             out.append(("masterocr onnx", OnnxRecognizer(export_onnx(checkpoint, tmp / "onnx"), threads=threads)))
         elif name == "onnx-int8":
-            from masterocr.infer.export import OnnxRecognizer, default_onnx_path
-            from masterocr.infer.quantize import export_onnx_int8
+            from masterocr.export.quantize import export_onnx_int8
+            from masterocr.formats.onnx_layout import default_onnx_path
+            from masterocr.runtime.onnx import OnnxRecognizer
 
             if checkpoint is None:  # weights/master_medium_int8: what `masterocr predict` reads by default
                 folder = default_onnx_path()
@@ -205,7 +207,7 @@ def main() -> None:
         variants = build_variants(args.checkpoint, args.variants.split(","), Path(tmp), args.threads)
         variants += [(f"masterocr {Path(other).stem}", Recognizer.from_checkpoint(other)) for other in args.also]
         first = variants[0][1]
-        print(f"model: {first.source}", file=sys.stderr)
+        print(f"model: {first.weights_path} ({first.variant})", file=sys.stderr)
         readers = {label: masterocr_reader(rec) for label, rec in variants}
         heldout = synthetic_words(first, args.synth_count, args.seed)
         images, golds = heldout.images, heldout.golds

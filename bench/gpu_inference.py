@@ -85,7 +85,7 @@ def main() -> None:
         rec = Recognizer.from_checkpoint(args.checkpoint, device=args.device, dtype=dtype)
         rows.append((f"{dtype} / synth held-out fonts", measure(rec, images, golds, args.batch, args.seconds, sync)))
     device = torch.cuda.get_device_name(torch.device(args.device)) if cuda else "cpu"
-    print(f"model: {base.source}; device: {device}; batch {args.batch}")
+    print(f"model: {base.weights_path}; device: {device}; batch {args.batch}")
     print(format_table(rows, ["word_acc", "word_acc_str", "num_labels", "img_s", "ms_batch1"]))
 
 

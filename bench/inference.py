@@ -40,10 +40,11 @@ import warnings
 import torch
 
 from masterocr.charset import Charset
-from masterocr.infer.export import OnnxRecognizer, export_model
-from masterocr.infer.fast import optimize
-from masterocr.infer.quantize import quantize_exported
+from masterocr.export.onnx import export_model
+from masterocr.export.quantize import quantize_exported
 from masterocr.model import build_model
+from masterocr.runtime.fast import optimize
+from masterocr.runtime.onnx import OnnxRecognizer
 
 warnings.filterwarnings("ignore")
 

@@ -27,8 +27,9 @@ import torch
 
 from masterocr import Recognizer
 from masterocr.data.synth import SynthDataset
-from masterocr.infer.export import SMALL_BATCH, OnnxRecognizer, default_onnx_path
+from masterocr.formats.onnx_layout import default_onnx_path
 from masterocr.metrics import format_table
+from masterocr.runtime.onnx import SMALL_BATCH, OnnxRecognizer
 
 
 def heldout_words(rec: Recognizer, count: int, seed: int, font_dirs: list[str] | None = None) -> tuple[list, list[str]]:

@@ -24,9 +24,9 @@ import uvicorn
 from PIL import Image, ImageDraw, ImageFont
 
 from masterocr.charset import Charset
-from masterocr.infer.recognizer import Recognizer
 from masterocr.infer.server import create_app
 from masterocr.model import build_model
+from masterocr.runtime.torch import Recognizer
 
 WORDS = ["cat", "Dog", "tree", "HOUSE", "42", "sun", "Moon", "road", "a1b2", "x-ray", "Bird", "milk"]
 
@@ -118,7 +118,7 @@ def main() -> None:
 
     if args.checkpoint or args.shipped:
         rec = Recognizer.from_checkpoint(args.checkpoint)
-        model_name = rec.source
+        model_name = str(rec.weights_path)
     else:
         torch.manual_seed(0)
         rec = Recognizer(build_model(args.preset, Charset.default()), Charset.default())

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from masterocr.errors import UserError
-from masterocr.infer.weights import save_weights
-from masterocr.train.checkpoint import load_checkpoint
+from masterocr.formats.checkpoint import load_checkpoint
+from masterocr.formats.weights import save_weights
 
 # As in scripts/ship_weights.py (each script stands alone; tests/test_average_weights.py checks the two agree).
 TRAINING_DATA = "synthetic words rendered by masterocr.data.synth (no real images)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from masterocr.infer.weights import load_weights, save_weights
+from masterocr.formats.weights import load_weights, save_weights
 from masterocr.model import MasterConfig, get_preset
 from masterocr.model.grow import grow_state_dict
 

@@ -17,10 +17,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from masterocr.infer.export import META_FILE, SHIPPED_ONNX_NAME
-from masterocr.infer.quantize import export_onnx_int8
-from masterocr.infer.recognizer import DEFAULT_WEIGHTS_NAME, REPO_WEIGHTS
-from masterocr.infer.weights import file_sha256
+from masterocr.assets import shipped_model, shipped_onnx
+from masterocr.export.quantize import export_onnx_int8
+from masterocr.formats.onnx_layout import META_FILE
+from masterocr.formats.weights import file_sha256
 
 
 def ship(weights: Path, out: Path) -> Path:
@@ -39,7 +39,7 @@ def ship(weights: Path, out: Path) -> Path:
 
 
 def main() -> None:
-    out = ship(REPO_WEIGHTS / DEFAULT_WEIGHTS_NAME, REPO_WEIGHTS / SHIPPED_ONNX_NAME)
+    out = ship(shipped_model(), shipped_onnx())
     size = sum(f.stat().st_size for f in out.iterdir())
     print(json.dumps({"out": str(out), "bytes": size}))
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import torch
 
-from masterocr.infer.weights import save_weights
-from masterocr.train.checkpoint import load_checkpoint
+from masterocr.assets import WEIGHTS_DIR
+from masterocr.formats.checkpoint import load_checkpoint
+from masterocr.formats.weights import save_weights
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS = WEIGHTS_DIR
 TRAINING_DATA = "synthetic words rendered by masterocr.data.synth (no real images)"
 
 

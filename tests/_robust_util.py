@@ -94,7 +94,7 @@ def tiny_weights(path: Path, max_len: int = 4) -> Path:
     import torch
 
     from masterocr.charset import Charset
-    from masterocr.infer.weights import save_weights
+    from masterocr.formats.weights import save_weights
     from masterocr.model import build_model
     from masterocr.model.presets import get_preset
 

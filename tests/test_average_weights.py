@@ -10,7 +10,7 @@ from conftest import load_script
 from safetensors import safe_open
 
 from masterocr.charset import Charset
-from masterocr.infer.weights import load_weights, save_weights
+from masterocr.formats.weights import load_weights, save_weights
 from masterocr.model import build_model
 
 CHARSET = Charset.default()

@@ -7,7 +7,7 @@ import torch
 from conftest import BENCH, load_script
 
 from masterocr.charset import Charset
-from masterocr.infer.export import export_model
+from masterocr.export.onnx import export_model
 from masterocr.model import build_model, get_preset
 
 

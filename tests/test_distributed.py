@@ -24,7 +24,7 @@ import pytest
 import torch
 from conftest import write_word_set
 
-from masterocr.train.checkpoint import load_checkpoint
+from masterocr.formats.checkpoint import load_checkpoint
 from masterocr.train.launch import strip_nproc, torchrun_args
 
 STEPS = 8

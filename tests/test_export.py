@@ -70,7 +70,8 @@ def _make_model_with_varied_lengths(words):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from masterocr.infer.export import OnnxRecognizer, export_model
+    from masterocr.export.onnx import export_model
+    from masterocr.runtime.onnx import OnnxRecognizer
 
     model, x = _make_model_with_varied_lengths(WORDS[:6])
     out = export_model(model, CHARSET, tmp_path_factory.mktemp("onnx"))
@@ -88,7 +89,7 @@ def test_onnx_matches_pytorch_tokens_and_probs(exported, rows):
     np.testing.assert_array_equal(tokens, ref.tokens.numpy())
     np.testing.assert_allclose(probs, ref.probs.numpy(), atol=1e-4)
     texts = [p.text for p in rec.predict_tensors(xb)]
-    from masterocr.infer.recognizer import Recognizer
+    from masterocr.runtime.torch import Recognizer
 
     assert texts == [p.text for p in Recognizer(model, CHARSET).predict_tensors(xb)]
 
@@ -111,12 +112,12 @@ def test_onnx_step_is_a_graph_input_and_fixed_length_decoding_matches(exported):
     tokens, probs = rec.decode_arrays(x[:2].numpy(), max_len=7, suppress_eos=True)
     np.testing.assert_array_equal(tokens, ref.tokens.numpy())
     np.testing.assert_allclose(probs, ref.probs.numpy(), atol=1e-4)
-    assert onnx.load(str(rec.source + "/decoder_step.onnx")).opset_import[0].version >= 17
+    assert onnx.load(str(rec.weights_path / "decoder_step.onnx")).opset_import[0].version >= 17
 
 
 def test_cli_export_then_predict_with_onnx_backend(tmp_path, word_set, capsys):
     from masterocr.cli import main
-    from masterocr.infer.weights import save_weights
+    from masterocr.formats.weights import save_weights
 
     torch.manual_seed(0)
     model = build_model("tiny", CHARSET).eval()
@@ -148,18 +149,19 @@ def test_cli_export_then_predict_with_onnx_backend(tmp_path, word_set, capsys):
 
 
 def test_onnx_backend_refuses_a_missing_folder(tmp_path, monkeypatch):
+    from masterocr import assets
     from masterocr.errors import UserError
-    from masterocr.infer import export
+    from masterocr.runtime.onnx import OnnxRecognizer
 
     with pytest.raises(UserError, match="not an exported model folder"):
-        export.OnnxRecognizer.from_path(tmp_path / "nothing")
-    monkeypatch.setattr(export, "SHIPPED_ONNX_NAME", "missing")  # no checkpoint and no shipped graphs
+        OnnxRecognizer.from_path(tmp_path / "nothing")
+    monkeypatch.setattr(assets, "WEIGHTS_DIR", tmp_path)  # no checkpoint and no shipped graphs
     with pytest.raises(UserError, match="no shipped ONNX graphs"):
-        export.OnnxRecognizer.from_path(None)
+        OnnxRecognizer.from_path(None)
 
 
 def test_fold_conv_bn_matches_original():
-    from masterocr.infer.fast import fold_conv_bn, optimize
+    from masterocr.runtime.fast import fold_conv_bn, optimize
 
     model, x = _make_model_with_varied_lengths(WORDS[:4])
     folded = fold_conv_bn(model)
@@ -176,7 +178,7 @@ def test_fold_conv_bn_matches_original():
 
 
 def test_int8_decoder_runs_with_same_shapes():
-    from masterocr.infer.fast import optimize
+    from masterocr.runtime.fast import optimize
 
     torch.manual_seed(0)
     model = build_model("tiny", CHARSET).eval()
@@ -208,7 +210,7 @@ def test_int8_onnx_export_of_the_shipped_model_reads_the_samples(tmp_path, capsy
     import onnx
 
     from masterocr.cli import main
-    from masterocr.infer.export import OnnxRecognizer
+    from masterocr.runtime.onnx import OnnxRecognizer
 
     out = tmp_path / "int8"
     assert main(["export", "--int8", "--calib-count", "32", "--out", str(out)]) == 0
@@ -224,7 +226,7 @@ def test_int8_onnx_export_of_the_shipped_model_reads_the_samples(tmp_path, capsy
 
 def test_int8_quantization_refuses_bad_inputs(tmp_path):
     from masterocr.errors import UserError
-    from masterocr.infer.quantize import export_onnx_int8, quantize_exported
+    from masterocr.export.quantize import export_onnx_int8, quantize_exported
 
     with pytest.raises(UserError, match="not an exported model folder"):
         quantize_exported(tmp_path, tmp_path / "out", np.zeros((1, 1, 32, 128), np.float32))
@@ -240,9 +242,9 @@ def test_int8_quantization_refuses_bad_inputs(tmp_path):
 
 def test_threads_option_sets_onnxruntime_and_torch_threads(exported, tmp_path, capsys):
     from masterocr.cli import main
-    from masterocr.infer.recognizer import load_recognizer
+    from masterocr.runtime.select import load_recognizer
 
-    folder = exported[2].source
+    folder = exported[2].weights_path
     rec = load_recognizer(folder, backend="onnx", threads=1)
     assert rec.encoder.get_session_options().intra_op_num_threads == 1
     assert rec.decoder.get_session_options().intra_op_num_threads == 1
@@ -261,13 +263,14 @@ def test_threads_option_sets_onnxruntime_and_torch_threads(exported, tmp_path, c
 def test_small_batches_run_the_decoder_step_on_one_thread(exported):
     """Under SMALL_BATCH images the steps go to a one-thread session (faster at batch 1, bench/onnx_threads.py);
     from SMALL_BATCH on to the session with the asked threads; both read the same tokens."""
-    from masterocr.infer.export import SMALL_BATCH, OnnxRecognizer
+    from masterocr.runtime.onnx import SMALL_BATCH, OnnxRecognizer
 
     model, x, default_rec = exported
-    rec = OnnxRecognizer(default_rec.source, threads=2)
+    rec = OnnxRecognizer(default_rec.weights_path, threads=2)
     assert rec.decoder_small.get_session_options().intra_op_num_threads == 1
     assert rec.decoder.get_session_options().intra_op_num_threads == 2
-    assert OnnxRecognizer(default_rec.source, threads=1).decoder_small.get_session_options().intra_op_num_threads == 1
+    one_thread = OnnxRecognizer(default_rec.weights_path, threads=1)
+    assert one_thread.decoder_small.get_session_options().intra_op_num_threads == 1
 
     calls = {"small": 0, "large": 0}
 
@@ -301,7 +304,7 @@ def test_exported_graphs_hold_only_the_positions_they_reach(exported):
 
     model, x, rec = exported
     for name in ("encoder.onnx", "decoder_step.onnx"):
-        graph = onnx.load(str(Path(rec.source) / name)).graph
+        graph = onnx.load(str(rec.weights_path / name)).graph
         tensors = [numpy_helper.to_array(t) for t in graph.initializer]
         tensors += [
             numpy_helper.to_array(a.t)

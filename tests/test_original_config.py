@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from masterocr.cli import main
-from masterocr.train.checkpoint import load_checkpoint
+from masterocr.formats.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,9 +19,9 @@ from conftest import write_word_set
 
 from masterocr.cli import main
 from masterocr.errors import UserError
-from masterocr.infer.recognizer import Recognizer
-from masterocr.train import checkpoint as ckpt_mod
-from masterocr.train.checkpoint import atomic_save, load_checkpoint
+from masterocr.formats import checkpoint as ckpt_mod
+from masterocr.formats.checkpoint import atomic_save, load_checkpoint
+from masterocr.runtime.torch import Recognizer
 from masterocr.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,7 +157,7 @@ def test_safetensors_with_wrong_metadata_or_bytes(tmp_path):
 
 def test_checkpoint_of_another_preset(trained, words, tmp_path, capsys):
     from masterocr.charset import Charset
-    from masterocr.infer.weights import save_weights
+    from masterocr.formats.weights import save_weights
     from masterocr.model import build_model
 
     small = build_model("small", Charset.default())

@@ -28,7 +28,7 @@ from masterocr.data.labels import (
     WHITESPACE_LABEL,
 )
 from masterocr.errors import UserError
-from masterocr.infer.recognizer import Recognizer
+from masterocr.runtime.torch import Recognizer
 
 ALL_FILES = {**BAD_FILES, **GOOD_FILES}
 

@@ -25,10 +25,13 @@ from conftest import render_word  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from masterocr.assets import default_weights_path  # noqa: E402
 from masterocr.charset import Charset  # noqa: E402
-from masterocr.infer.recognizer import Prediction, Recognizer  # noqa: E402
+from masterocr.formats.weights import file_sha256  # noqa: E402
 from masterocr.infer.server import create_app  # noqa: E402
 from masterocr.model import build_model, get_preset  # noqa: E402
+from masterocr.runtime.base import Prediction  # noqa: E402
+from masterocr.runtime.torch import Recognizer  # noqa: E402
 
 
 def png(word: str = "cat", size: tuple[int, int] | None = None) -> bytes:
@@ -200,7 +203,7 @@ def test_model_info_checkpoint_sha256(rec, tmp_path):
     path = tmp_path / "w.safetensors"
     path.write_bytes(b"weights")
     rec2 = Recognizer(rec.model, rec.charset)
-    rec2.source = str(path)
+    rec2.weights_path = path
     with TestClient(create_app(rec2)) as c:
         m = c.get("/v1/model").json()
     assert m["checkpoint"] == str(path)
@@ -351,7 +354,9 @@ def test_int8_shipped_model_serves_the_bundled_sample():
         r = c.post("/v1/recognize", files=[("file", ("real_0142.png", blob, "image/png"))])
         assert r.status_code == 200, r.text
         assert r.json()["results"][0]["text"] == "NOTICE"
-        assert c.get("/v1/model").json()["checkpoint"].endswith("(int8)")
+        info = c.get("/v1/model").json()
+        assert info["variant"] == "int8"
+        assert info["sha256"] == file_sha256(default_weights_path())  # the int8 variant names its file too
 
 
 def test_serve_refuses_int8_with_a_dtype_before_loading():
@@ -363,7 +368,8 @@ def test_serve_refuses_int8_with_a_dtype_before_loading():
 
 
 def test_onnx_backend_serves_without_attention_maps(tmp_path):
-    from masterocr.infer.export import OnnxRecognizer, export_onnx
+    from masterocr.export.onnx import export_onnx
+    from masterocr.runtime.onnx import OnnxRecognizer
 
     samples = Path(__file__).resolve().parents[1] / "samples"
     app = create_app(OnnxRecognizer(export_onnx(None, tmp_path / "onnx")))
@@ -375,6 +381,7 @@ def test_onnx_backend_serves_without_attention_maps(tmp_path):
         assert entry["text"] == "NOTICE" and entry["attention"] is None
         info = c.get("/v1/model").json()
         assert info["backend"] == "onnxruntime" and info["attention_maps"] is False
+        assert info["variant"] == "onnx" and len(info["sha256"]) == 64
         assert c.get("/").status_code == 200
 
 

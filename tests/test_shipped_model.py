@@ -8,19 +8,19 @@ from pathlib import Path
 from safetensors import safe_open
 
 from masterocr import Recognizer
+from masterocr.assets import DEFAULT_WEIGHTS_NAME, SHIPPED_ONNX_NAME, WEIGHTS_DIR, default_weights_path
 from masterocr.data.labels import read_labels
-from masterocr.infer.recognizer import DEFAULT_WEIGHTS_NAME, REPO_WEIGHTS, default_weights_path
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 # the bundled crops the shipped model reads exactly (see weights/MODEL_CARD.md for the full table)
-SMALL = REPO_WEIGHTS / "master_small.safetensors"  # shipped beside the default: 2.6x fewer parameters, faster
+SMALL = WEIGHTS_DIR / "master_small.safetensors"  # shipped beside the default: 2.6x fewer parameters, faster
 EXPECTED_SMALL = {"real_0079.png": "unambiguously", "real_0120.png": "renard", "real_0142.png": "NOTICE"}
 EXPECTED = {"001.jpg": "BEACH", **EXPECTED_SMALL}  # the default model also reads the original's BEACH
 
 
 def test_shipped_weights_are_safetensors_with_config_and_charset():
-    shipped = sorted(REPO_WEIGHTS.glob("*.safetensors"))
+    shipped = sorted(WEIGHTS_DIR.glob("*.safetensors"))
     assert default_weights_path() in shipped and SMALL in shipped
     assert sum(path.stat().st_size for path in shipped) < 30e6
     for path in shipped:
@@ -58,7 +58,7 @@ def test_the_smaller_faster_model_still_reads_the_samples():
 
 def test_int8_recognizer_reads_the_samples_like_fp32():
     rec = Recognizer.from_checkpoint(None, int8=True)
-    assert rec.source.endswith("(int8)")
+    assert rec.variant == "int8"
     preds = rec.predict([SAMPLES / name for name in EXPECTED])
     assert {name: p.text for name, p in zip(EXPECTED, preds)} == EXPECTED
 
@@ -145,10 +145,10 @@ def test_shipped_onnx_graphs_are_of_the_shipped_weights_and_read_the_samples(mon
 
     pytest.importorskip("onnxruntime")
     from masterocr.errors import UserError
-    from masterocr.infer.export import SHIPPED_ONNX_NAME, OnnxRecognizer
-    from masterocr.infer.recognizer import load_recognizer
+    from masterocr.runtime.onnx import OnnxRecognizer
+    from masterocr.runtime.select import load_recognizer
 
-    folder = REPO_WEIGHTS / SHIPPED_ONNX_NAME
+    folder = WEIGHTS_DIR / SHIPPED_ONNX_NAME
     meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
     weights = default_weights_path()
     assert meta["source"] == weights.name
@@ -156,10 +156,10 @@ def test_shipped_onnx_graphs_are_of_the_shipped_weights_and_read_the_samples(mon
         "the shipped ONNX graphs are stale: run python scripts/ship_onnx.py"
     )
     assert "int8" in meta["quantized"]
-    shipped = [*REPO_WEIGHTS.glob("*.safetensors"), *folder.iterdir()]
+    shipped = [*WEIGHTS_DIR.glob("*.safetensors"), *folder.iterdir()]
     assert sum(path.stat().st_size for path in shipped) < 30e6
     rec = load_recognizer(None, backend="onnx")
-    assert isinstance(rec, OnnxRecognizer) and Path(rec.source) == folder
+    assert isinstance(rec, OnnxRecognizer) and rec.weights_path == folder
     preds = rec.predict([SAMPLES / name for name in EXPECTED])
     assert {name: p.text for name, p in zip(EXPECTED, preds)} == EXPECTED
     monkeypatch.setenv("MASTEROCR_WEIGHTS", str(SMALL))  # another default model: its graphs are not shipped
@@ -175,7 +175,7 @@ def test_ship_onnx_records_the_source_by_name_and_hash(tmp_path):
     pytest.importorskip("onnxruntime")
     from conftest import load_script
 
-    from masterocr.infer.export import OnnxRecognizer
+    from masterocr.runtime.onnx import OnnxRecognizer
 
     out = load_script("ship_onnx").ship(SMALL, tmp_path / "small_int8")
     meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
@@ -212,14 +212,14 @@ def test_auto_backend_is_torch_unless_the_shipped_graphs_are_the_model_asked_for
 
     import pytest
 
-    from masterocr.infer.recognizer import resolve_backend
+    from masterocr.runtime.select import resolve_backend
 
     pytest.importorskip("onnxruntime")
     assert resolve_backend("auto", None, "cpu", False, "fp32") == "onnx"
     import masterocr
 
     fast = masterocr.load_recognizer(backend="auto")  # the public API's way to the same graphs
-    assert fast.backend == "onnxruntime" and Path(fast.source).name == "master_medium_int8"
+    assert fast.backend == "onnxruntime" and fast.weights_path.name == "master_medium_int8"
     assert resolve_backend("auto", SMALL, "cpu", False, "fp32") == "torch"  # another model
     assert resolve_backend("auto", None, "cpu", True, "fp32") == "torch"  # --int8 is a torch option
     assert resolve_backend("auto", None, "cpu", False, "bf16") == "torch"
@@ -230,7 +230,7 @@ def test_auto_backend_is_torch_unless_the_shipped_graphs_are_the_model_asked_for
         m.setenv("MASTEROCR_WEIGHTS", str(SMALL))  # the shipped graphs are not of that model
         assert resolve_backend("auto", None, "cpu", False, "fp32") == "torch"
     with monkeypatch.context() as m:
-        m.setattr("masterocr.infer.recognizer.REPO_WEIGHTS", Path("/nonexistent"))  # a checkout without them
+        m.setattr("masterocr.assets.WEIGHTS_DIR", Path("/nonexistent"))  # a checkout without them
         assert resolve_backend("auto", None, "cpu", False, "fp32") == "torch"
     assert resolve_backend("auto", None, "cpu", False, "fp32") == "onnx"
     find_spec = importlib.util.find_spec

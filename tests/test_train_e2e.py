@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from masterocr.cli import main
-from masterocr.infer.recognizer import Recognizer
-from masterocr.train.checkpoint import load_checkpoint
+from masterocr.formats.checkpoint import load_checkpoint
+from masterocr.runtime.torch import Recognizer
 
 
 def tiny_config(word_set: Path, save_dir: Path, steps: int) -> dict:

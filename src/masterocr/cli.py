@@ -97,12 +97,12 @@ def add_runtime_options(p, default_backend: str = "auto") -> None:
 def say_backend(asked: str, rec) -> None:
     """On stderr, when "auto" chose the ONNX graphs: a user comparing readings with the PyTorch model knows why."""
     if asked == "auto" and rec.backend != "torch":
-        print(f"backend auto: the shipped int8 ONNX graphs ({rec.source}); --backend torch for the PyTorch model",
+        print(f"backend auto: the shipped int8 ONNX graphs ({rec.weights_path}); --backend torch for the PyTorch model",
               file=sys.stderr)
 
 
 def cmd_predict(args) -> int:
-    from masterocr.infer.recognizer import load_recognizer, predict_folder
+    from masterocr.runtime.select import load_recognizer
 
     device = f"cuda:{args.gpu}" if args.gpu is not None and args.gpu >= 0 else args.device
     rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype, args.threads)
@@ -110,7 +110,7 @@ def cmd_predict(args) -> int:
     for flag, want, have in (("--width", args.width, rec.cfg.img_w), ("--height", args.height, rec.cfg.img_h)):
         if want is not None and want != have:
             raise UserError(f"{flag} {want} differs from the model's input size {have}; drop it or use the same")
-    path, entries = predict_folder(rec, args.img_folder, args.output_folder, args.batch_size)
+    path, entries = rec.predict_folder(args.img_folder, args.output_folder, args.batch_size)
     ok = sum(e["result"] is not None for e in entries)
     for e in entries:
         if e["result"] is None:
@@ -157,9 +157,9 @@ def add_test(sub) -> None:
 
 
 def cmd_test(args) -> int:
-    from masterocr.infer.benchmark import evaluate_benchmarks
-    from masterocr.infer.recognizer import load_recognizer
     from masterocr.metrics import format_table
+    from masterocr.runtime.benchmark import evaluate_benchmarks
+    from masterocr.runtime.select import load_recognizer
 
     rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype, args.threads)
     say_backend(args.backend, rec)
@@ -233,11 +233,11 @@ def add_export(sub) -> None:
 
 def cmd_export(args) -> int:
     if args.int8:
-        from masterocr.infer.quantize import export_onnx_int8
+        from masterocr.export.quantize import export_onnx_int8
 
         out = export_onnx_int8(args.checkpoint, args.out, args.calib_count, args.calib_images)
     else:
-        from masterocr.infer.export import export_onnx
+        from masterocr.export.onnx import export_onnx
 
         out = export_onnx(args.checkpoint, args.out)
     print(json.dumps({"out": str(out), "int8": args.int8}))

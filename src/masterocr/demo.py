@@ -12,10 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from masterocr.assets import default_weights_path
 from masterocr.data.labels import read_labels
 from masterocr.errors import UserError
-from masterocr.infer.recognizer import Recognizer, default_weights_path
 from masterocr.metrics import score
+from masterocr.runtime.torch import Recognizer
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -78,7 +79,7 @@ def run(folder: Path = SAMPLES) -> dict:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         preds = rec.predict(files)
     labels = read_labels(folder / "labels.jsonl") if (folder / "labels.jsonl").exists() else {}
-    print(f"model: {rec.source}")
+    print(f"model: {rec.weights_path}")
     print(f"{'file':<16} {'text':<20} {'score':>6}  label")
     for f, p in zip(files, preds):
         text = p.text if p.error is None else f"ERROR {p.error}"

@@ -32,8 +32,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.errors import UserError
-from masterocr.infer.recognizer import Prediction, Recognizer, load_recognizer
-from masterocr.infer.weights import file_sha256
+from masterocr.formats.onnx_layout import META_FILE, folder_sha256
+from masterocr.formats.weights import file_sha256
+from masterocr.runtime.base import BaseRecognizer, Prediction
+from masterocr.runtime.select import load_recognizer
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ class _Item:
 class Batcher:
     """Bounded queue plus one worker task that decodes items in batches on a single worker thread."""
 
-    def __init__(self, recognizer: Recognizer, max_batch: int, max_wait_ms: float, max_queue: int) -> None:
+    def __init__(self, recognizer: BaseRecognizer, max_batch: int, max_wait_ms: float, max_queue: int) -> None:
         if max_batch < 1 or max_queue < 1:
             raise UserError(f"max_batch ({max_batch}) and max_queue ({max_queue}) must be at least 1")
         self.recognizer = recognizer
@@ -171,8 +173,14 @@ class Batcher:
                     it.future.set_result(pred)
 
 
-def _file_sha256(path: str | Path | None) -> str | None:
-    return file_sha256(path) if path and Path(path).is_file() else None
+def _weights_sha256(path: Path | None) -> str | None:
+    """The weights file's SHA-256; for an exported ONNX folder, onnx_layout.folder_sha256 of its files."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir() and (path / META_FILE).is_file():
+        return folder_sha256(path)
+    return file_sha256(path) if path.is_file() else None
 
 
 def _index_html() -> str:
@@ -222,7 +230,7 @@ def _decode_base64(value: Any, index: int) -> bytes:
 
 
 def create_app(
-    recognizer: Recognizer,
+    recognizer: BaseRecognizer,
     *,
     max_batch: int = 32,
     max_wait_ms: float = 5.0,
@@ -235,7 +243,7 @@ def create_app(
     """The recognition service around `recognizer` (see the module docstring)."""
     batcher = Batcher(recognizer, max_batch, max_wait_ms, max_queue)
     cfg = recognizer.cfg
-    source = getattr(recognizer, "source", None)
+    weights_path = recognizer.weights_path
     model_info = {
         "config": cfg.to_dict(),
         "charset": {"keys": recognizer.charset.keys, "size": len(recognizer.charset.keys),
@@ -243,8 +251,9 @@ def create_app(
         "input": {"height": cfg.img_h, "width": cfg.img_w, "channels": cfg.in_channels,
                   "keep_ratio": cfg.keep_ratio},
         "attention_grid": {"height": cfg.img_h // 8, "width": cfg.img_w // 4},
-        "checkpoint": str(source) if source else None,
-        "sha256": _file_sha256(source),
+        "checkpoint": str(weights_path) if weights_path else None,
+        "variant": recognizer.variant,
+        "sha256": _weights_sha256(weights_path),
         "parameters": recognizer.num_parameters,
         "device": str(recognizer.device),
         "backend": recognizer.backend,

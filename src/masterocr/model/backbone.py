@@ -17,8 +17,58 @@ def conv3x3(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, padding=1, bias=False)
 
 
-def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(conv3x3(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A conv equal to bn(conv(x)) with the BN's running statistics (exact up to float rounding in eval mode,
+    where BN is a fixed per-channel affine map)."""
+    fused = nn.Conv2d(
+        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+        conv.groups, bias=True, padding_mode=conv.padding_mode,
+    )  # fmt: skip
+    with torch.no_grad():
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+    return fused.to(conv.weight.device, conv.weight.dtype)
+
+
+def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
+    return (
+        isinstance(conv, nn.Conv2d)
+        and isinstance(bn, nn.BatchNorm2d)
+        and bn.track_running_stats
+        and bn.running_mean is not None
+        and bn.affine
+        and bn.num_features == conv.out_channels
+    )
+
+
+class FusesConvBN:
+    """A block that can fold its conv -> BatchNorm pairs into single convs (inference only)."""
+
+    def fuse(self) -> int:
+        """Fold in place every conv -> BN pair of this block (the BN becomes nn.Identity); returns how many."""
+        raise NotImplementedError
+
+
+class ConvBN(nn.Sequential, FusesConvBN):
+    """conv -> BatchNorm2d (-> more layers, e.g. a ReLU); the state dict keys are those of an nn.Sequential."""
+
+    def fuse(self) -> int:
+        if not _foldable(self[0], self[1]):
+            return 0
+        self[0], self[1] = fuse_conv_bn(self[0], self[1]), nn.Identity()
+        return 1
+
+
+def conv_bn_relu(cin: int, cout: int) -> ConvBN:
+    return ConvBN(conv3x3(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def fuse_model(model: nn.Module) -> int:
+    """Ask every block of `model` that can (FusesConvBN) to fold its conv -> BN pairs, in place; returns how
+    many pairs were folded. Call it on an eval copy: the folded convs use the BNs' running statistics."""
+    return sum(m.fuse() for m in list(model.modules()) if isinstance(m, FusesConvBN))
 
 
 class MultiAspectGCA(nn.Module):
@@ -27,10 +77,17 @@ class MultiAspectGCA(nn.Module):
     Each of `headers` groups gets one attention logit per position (a 1x1 conv shared by the groups), a
     softmax over H*W and a weighted sum of its channels; the context (B, C, 1, 1) is transformed by a
     bottleneck (C -> C*ratio -> C) and fused by concat+1x1 conv (default), addition or a sigmoid gate.
+
+    `static_shapes` (the export-safe form) passes the final layer norm its shape as Python ints: traced, the
+    `out.shape[1:]` would be a graph value, which the TorchScript ONNX exporter rejects for LayerNorm's
+    normalized_shape; C, H, W are fixed by the config, so the constants are exact.
     """
 
-    def __init__(self, channels: int, ratio: float, headers: int, fusion: str, att_scale: bool) -> None:
+    def __init__(
+        self, channels: int, ratio: float, headers: int, fusion: str, att_scale: bool, static_shapes: bool = False
+    ) -> None:
         super().__init__()
+        self.static_shapes = static_shapes
         if channels % headers:
             raise ValueError(f"GCA: {channels} channels do not split into {headers} headers")
         self.headers = headers
@@ -64,7 +121,8 @@ class MultiAspectGCA(nn.Module):
             return x * torch.sigmoid(term)
         out = self.concat_conv(x, term)
         # LayerNorm over (C, H, W) without affine parameters, as in the original
-        return F.relu(F.layer_norm(out, out.shape[1:]))
+        shape = [int(s) for s in out.shape[1:]] if self.static_shapes else out.shape[1:]
+        return F.relu(F.layer_norm(out, shape))
 
     def concat_conv(self, x: torch.Tensor, term: torch.Tensor) -> torch.Tensor:
         """cat_conv(cat([x, term broadcast over H, W])) without building the 2C-channel tensor: the term's half
@@ -76,7 +134,7 @@ class MultiAspectGCA(nn.Module):
         return F.conv2d(x, weight[:, :c, None, None]) + bias[:, :, None, None]
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(nn.Module, FusesConvBN):
     """Two 3x3 convs; GCA (optional) after the second BN, before the residual add."""
 
     def __init__(self, cin: int, cout: int, gca: MultiAspectGCA | None = None) -> None:
@@ -87,10 +145,18 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.gca = gca
         self.downsample = (
-            nn.Sequential(nn.Conv2d(cin, cout, kernel_size=1, bias=False), nn.BatchNorm2d(cout))
-            if cin != cout
-            else None
+            ConvBN(nn.Conv2d(cin, cout, kernel_size=1, bias=False), nn.BatchNorm2d(cout)) if cin != cout else None
         )
+
+    def fuse(self) -> int:
+        """conv1/bn1 and conv2/bn2 (the downsample is a ConvBN of its own)."""
+        folded = 0
+        for c, b in (("conv1", "bn1"), ("conv2", "bn2")):
+            if _foldable(getattr(self, c), getattr(self, b)):
+                setattr(self, c, fuse_conv_bn(getattr(self, c), getattr(self, b)))
+                setattr(self, b, nn.Identity())
+                folded += 1
+        return folded
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)
@@ -104,7 +170,7 @@ class BasicBlock(nn.Module):
 class Backbone(nn.Module):
     """Stem, then four stages of BasicBlocks each followed by conv-BN-ReLU; pools 2x2, 2x2, (2,1)."""
 
-    def __init__(self, cfg: MasterConfig) -> None:
+    def __init__(self, cfg: MasterConfig, exportable: bool = False) -> None:
         super().__init__()
         w = cfg.widths
         self.stem = nn.Sequential(conv_bn_relu(cfg.in_channels, w[0]), conv_bn_relu(w[0], w[1]))
@@ -116,7 +182,7 @@ class Backbone(nn.Module):
             for j in range(n):
                 use_gca = cfg.gca_layers[i] and (j == 0 or cfg.gca_all_blocks)
                 gca = (
-                    MultiAspectGCA(cout, cfg.gca_ratio, cfg.gca_headers, cfg.gca_fusion, cfg.gca_att_scale)
+                    MultiAspectGCA(cout, cfg.gca_ratio, cfg.gca_headers, cfg.gca_fusion, cfg.gca_att_scale, exportable)
                     if use_gca
                     else None
                 )

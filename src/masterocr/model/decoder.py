@@ -69,42 +69,43 @@ def _xavier_blocks(weight: torch.Tensor, blocks: int) -> None:
 
 
 class _FusedProjection(nn.Module):
-    """An attention whose Linear `FUSED` stacks what masterocr 0.1.0 kept as the separate Linears `LEGACY`:
-    each block is initialised like its own matrix, and 0.1.0 state dicts are concatenated on load."""
+    """An attention whose Linear `FUSED` stacks the Linears `SEPARATE` of the separate-projection layout (the
+    layout masterocr 0.1.0 wrote): each block is initialised like its own matrix, and state dicts in that
+    layout are concatenated on load."""
 
     FUSED: str
-    LEGACY: tuple[str, ...]
+    SEPARATE: tuple[str, ...]
 
     def reset_blocks(self) -> None:
-        _xavier_blocks(getattr(self, self.FUSED).weight, len(self.LEGACY))
+        _xavier_blocks(getattr(self, self.FUSED).weight, len(self.SEPARATE))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        self.fuse_legacy(state_dict, prefix)
+        self.fuse_separate(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod
-    def fuse_legacy(cls, state_dict: dict, prefix: str) -> None:
-        """In place: the LEGACY tensors under `prefix` (if all there) become the FUSED one."""
+    def fuse_separate(cls, state_dict: dict, prefix: str) -> None:
+        """In place: the SEPARATE tensors under `prefix` (if all there) become the FUSED one."""
         for kind in ("weight", "bias"):
-            keys = [f"{prefix}{name}.{kind}" for name in cls.LEGACY]
+            keys = [f"{prefix}{name}.{kind}" for name in cls.SEPARATE]
             if all(k in state_dict for k in keys):
                 state_dict[f"{prefix}{cls.FUSED}.{kind}"] = torch.cat([state_dict.pop(k) for k in keys])
 
 
-def upgrade_state_dict(state_dict: dict) -> dict:
-    """A copy of a state dict with masterocr 0.1.0's separate q/k/v projections fused, for code that compares
-    keys before loading (finetuning keeps the tensors whose name and shape match)."""
+def fuse_separate_projections(state_dict: dict) -> dict:
+    """A copy of a state dict with separate q/k/v projections fused, for code that compares keys before
+    loading (finetuning keeps the tensors whose name and shape match)."""
     state = dict(state_dict)
-    for key in [k for k in state if k.endswith(".k_proj.weight")]:  # every 0.1.0 attention had a k_proj
+    for key in [k for k in state if k.endswith(".k_proj.weight")]:  # every separate-layout attention has a k_proj
         prefix = key.removesuffix("k_proj.weight")
-        (CrossAttention if prefix.endswith(".cross_attn.") else SelfAttention).fuse_legacy(state, prefix)
+        (CrossAttention if prefix.endswith(".cross_attn.") else SelfAttention).fuse_separate(state, prefix)
     return state
 
 
 class SelfAttention(_FusedProjection):
     """Multi-head self-attention; queries, keys and values come from one fused projection (one GEMM)."""
 
-    FUSED, LEGACY = "qkv", ("q_proj", "k_proj", "v_proj")
+    FUSED, SEPARATE = "qkv", ("q_proj", "k_proj", "v_proj")
 
     def __init__(self, d_model: int, nhead: int, dropout: float) -> None:
         super().__init__()
@@ -129,7 +130,7 @@ class SelfAttention(_FusedProjection):
 class CrossAttention(_FusedProjection):
     """Multi-head attention over the memory; its keys/values are projected once per image (one fused GEMM)."""
 
-    FUSED, LEGACY = "kv_proj", ("k_proj", "v_proj")
+    FUSED, SEPARATE = "kv_proj", ("k_proj", "v_proj")
 
     def __init__(self, d_model: int, nhead: int, dropout: float) -> None:
         super().__init__()

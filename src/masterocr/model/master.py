@@ -41,21 +41,38 @@ def _stack(layer: nn.Module, n: int, share: bool) -> nn.ModuleList:
     return nn.ModuleList([layer] * n if share else [copy.deepcopy(layer) for _ in range(n)])
 
 
+def greedy_pick(
+    logits: torch.Tensor, done: torch.Tensor, suppress_eos: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One greedy step's choice: the top token and its probability per row (PAD and 0 for rows that have
+    ended), and the rows ended so far. `suppress_eos` forbids EOS (fixed-length decoding, for benchmarks)."""
+    if suppress_eos:
+        logits[:, EOS] = float("-inf")
+    p, nxt = logits.float().softmax(-1).max(-1)
+    nxt = nxt.masked_fill(done, PAD)
+    return nxt, p.masked_fill(done, 0.0), done | (nxt == EOS)
+
+
 class MASTER(nn.Module):
-    def __init__(self, cfg: MasterConfig, num_classes: int) -> None:
+    """`exportable=True` builds the export-safe form (for masterocr.export): GCA with static layer-norm shapes
+    and positional tables cut to the positions the graphs reach (the memory's length and max_len + 1 steps;
+    the full 5,000-row tables would be 3.8 MB of constants per graph at d_model 192). Same parameters either way."""
+
+    def __init__(self, cfg: MasterConfig, num_classes: int, exportable: bool = False) -> None:
         super().__init__()
         self.cfg = cfg
         self.num_classes = num_classes
         d = cfg.d_model
-        self.backbone = Backbone(cfg)
-        self.memory_pos = PositionalEncoding(d, cfg.dropout)
+        self.backbone = Backbone(cfg, exportable)
+        positions = (cfg.memory_len, cfg.max_len + 1) if exportable else (5000, 5000)
+        self.memory_pos = PositionalEncoding(d, cfg.dropout, positions[0])
         self.encoder = None
         if cfg.with_encoder:  # built only when asked: the original always built it and never used it
             enc = EncoderLayer(d, cfg.nhead, cfg.d_ff, cfg.dropout)
             self.encoder = _stack(enc, cfg.num_encoder_layers, cfg.share_parameter)
             self.encoder_norm = nn.LayerNorm(d)
         self.embed = nn.Embedding(num_classes, d)
-        self.token_pos = PositionalEncoding(d, cfg.dropout)
+        self.token_pos = PositionalEncoding(d, cfg.dropout, positions[1])
         dec = DecoderLayer(d, cfg.nhead, cfg.d_ff, cfg.dropout)
         self.decoder = _stack(dec, cfg.num_decoder_layers, cfg.share_parameter)
         self.decoder_norm = nn.LayerNorm(d)
@@ -146,21 +163,17 @@ class MASTER(nn.Module):
             shape = (b, self.cfg.nhead, max_len + 1, self.cfg.d_model // self.cfg.nhead)
             caches = [(memory.new_empty(shape), memory.new_empty(shape)) for _ in self.decoder]
         for step in range(max_len + 1):
-            if caches is not None:
+            if caches is not None:  # the fast path: preallocated buffers, no module-call overhead
                 logits = self._cached_step(last, mem_kv, caches, step)
-            elif use_cache:
+            elif use_cache:  # the growing cache: the path that also yields the attention maps
                 logits, cache, w = self.decode_step(last.unsqueeze(1), mem_kv, cache, step, return_attention)
-            else:
+            else:  # the full recompute: the reference the cached paths are tested against
                 logits, _, w = self.decode_step(prefix, mem_kv, None, 0, return_attention)
-            if suppress_eos:
-                logits[:, EOS] = float("-inf")
-            p, nxt = logits.float().softmax(-1).max(-1)
-            nxt = nxt.masked_fill(done, PAD)
+            nxt, p, done = greedy_pick(logits, done, suppress_eos)
             tokens.append(nxt)
-            probs.append(p.masked_fill(done, 0.0))
+            probs.append(p)
             if w is not None:
                 attns.append(w)
-            done = done | (nxt == EOS)
             last = nxt
             if not use_cache:
                 prefix = torch.cat([prefix, nxt.unsqueeze(1)], dim=1)

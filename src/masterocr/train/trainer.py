@@ -24,11 +24,13 @@ from torch.utils.data import DataLoader, Subset
 from masterocr.charset import PAD
 from masterocr.config import charset_from_config, model_config, train_settings
 from masterocr.errors import UserError
+from masterocr.formats.checkpoint import atomic_save, load_checkpoint
+from masterocr.formats.load import strip_prefixes
 from masterocr.metrics import Counts
 from masterocr.model import build_model
-from masterocr.model.decoder import upgrade_state_dict
+from masterocr.model.decoder import fuse_separate_projections
 from masterocr.train import optim
-from masterocr.train.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
+from masterocr.train.checkpoint import rng_state, set_rng_state
 from masterocr.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
 from masterocr.train.sampler import ResumableSampler
 
@@ -199,7 +201,7 @@ class Trainer:
         return path
 
     def _load_weights(self, ckpt: dict, strict: bool) -> None:
-        state = {k.removeprefix("module."): v for k, v in ckpt["model_state_dict"].items()}
+        state = strip_prefixes(ckpt["model_state_dict"])
         if strict:
             try:
                 self.model.load_state_dict(state)
@@ -209,7 +211,7 @@ class Trainer:
                     "use the config it was trained with, or --finetune to load the matching weights only"
                 ) from exc
             return
-        state = upgrade_state_dict(state)  # 0.1.0 names -> fused, before names and shapes are compared
+        state = fuse_separate_projections(state)  # separate q/k/v -> fused, before names and shapes are compared
         own = self.model.state_dict()
         fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         skipped = sorted(set(own) - set(fit))
@@ -233,7 +235,7 @@ class Trainer:
                 f"{ckpt['_path']} holds weights only, no training state to resume; "
                 "use --finetune to start from these weights, or resume from a checkpoint-*.pth"
             )
-        if upgrade_state_dict(ckpt["model_state_dict"]).keys() != ckpt["model_state_dict"].keys():
+        if fuse_separate_projections(ckpt["model_state_dict"]).keys() != ckpt["model_state_dict"].keys():
             raise UserError(
                 f"{ckpt['_path']} was written by masterocr 0.1.0, before the attention projections were fused: "
                 "its weights load, its optimizer state does not fit; continue with --finetune on it (weights kept, "

@@ -1,4 +1,4 @@
-"""Distribution weights: safetensors with the model config and charset in its metadata (no pickle)."""
+"""Shipped weights: safetensors with the model config and charset in its metadata (no pickle)."""
 
 from __future__ import annotations
 

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
+from masterocr.data import LmdbDataset, collate
+from masterocr.data.datasets import find_lmdbs
 from masterocr.errors import UserError
-from masterocr.infer.recognizer import Recognizer
 from masterocr.metrics import Counts
+from masterocr.runtime.base import BaseRecognizer
 
 
 def benchmark_sets(root: str | Path) -> list[Path]:
@@ -25,12 +28,8 @@ def benchmark_sets(root: str | Path) -> list[Path]:
     return found
 
 
-def evaluate_lmdb(recognizer: Recognizer, path: Path, batch_size: int = 64, progress: bool = False) -> Counts:
+def evaluate_lmdb(recognizer: BaseRecognizer, path: Path, batch_size: int = 64, progress: bool = False) -> Counts:
     """Counts for one LMDB set; labels are kept whole (no length filter), so a long label counts as wrong."""
-    from tqdm import tqdm
-
-    from masterocr.data import LmdbDataset, collate
-
     c = recognizer.cfg
     ds = LmdbDataset(path, charset=recognizer.charset, img_h=c.img_h, img_w=c.img_w, in_channels=c.in_channels,
                      keep_ratio=c.keep_ratio, max_len=10_000, training=False)
@@ -48,7 +47,7 @@ def evaluate_lmdb(recognizer: Recognizer, path: Path, batch_size: int = 64, prog
 
 
 def evaluate_benchmarks(
-    recognizer: Recognizer, data_root: str | Path, batch_size: int = 64, progress: bool = True
+    recognizer: BaseRecognizer, data_root: str | Path, batch_size: int = 64, progress: bool = True
 ) -> list[tuple[str, dict]]:
     """One row per LMDB set and a sample-weighted total."""
     root = Path(data_root)

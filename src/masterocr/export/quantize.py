@@ -8,26 +8,27 @@ The accuracy change on the shipped model is measured by `bench/accuracy.py` (var
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from masterocr.data.folders import list_image_files
+from masterocr.data.images import ImageError, load_image
+from masterocr.data.synth import SynthDataset
+from masterocr.data.transforms import preprocess
 from masterocr.errors import UserError
-from masterocr.infer.export import DECODER_FILE, ENCODER_FILE, META_FILE
+from masterocr.export.onnx import export_onnx
+from masterocr.formats.load import charset_of
+from masterocr.formats.onnx_layout import DECODER_FILE, ENCODER_FILE, META_FILE, read_meta, write_meta
 
 log = logging.getLogger(__name__)
 
 
 def synthetic_calibration(meta: dict, count: int = 128, seed: int = 0) -> np.ndarray:
     """`count` preprocessed synthetic word images (N, C, H, W) float32 for the model described by `meta`."""
-    from masterocr.charset import Charset
-    from masterocr.data.synth import SynthDataset
-
-    cfg, cs = meta["model_config"], meta["charset"]
-    charset = Charset(cs["keys"], case_sensitive=cs.get("case_sensitive", True))
+    cfg, charset = meta["model_config"], charset_of(meta)
     ds = SynthDataset(
         charset=charset, img_h=cfg["img_h"], img_w=cfg["img_w"], in_channels=cfg["in_channels"],
         max_len=cfg["max_len"], training=False, seed=seed, length=count, fonts="train",
@@ -48,11 +49,9 @@ def quantize_exported(src: str | Path, dst: str | Path, calibration: np.ndarray,
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     src, dst = Path(src), Path(dst)
-    if not (src / META_FILE).exists():
-        raise UserError(f"{src} is not an exported model folder (no {META_FILE}); run `masterocr export` first")
+    meta = read_meta(src)
     if len(calibration) == 0:
         raise UserError("int8 calibration needs at least one image")
-    meta = json.loads((src / META_FILE).read_text(encoding="utf-8"))
     if meta.get("quantized"):
         raise UserError(f"{src} is already quantized ({meta['quantized']})")
     dst.mkdir(parents=True, exist_ok=True)
@@ -77,7 +76,7 @@ def quantize_exported(src: str | Path, dst: str | Path, calibration: np.ndarray,
         )  # fmt: skip
     quantize_dynamic(str(src / DECODER_FILE), str(dst / DECODER_FILE), weight_type=QuantType.QInt8)
     meta["quantized"] = f"int8: static Conv (per-channel, 7-bit, {len(calibration)} synthetic images), dynamic MatMul"
-    (dst / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    write_meta(dst, meta)
     return dst
 
 
@@ -88,13 +87,11 @@ def export_onnx_int8(
 
     Calibration: `calib_images` (a folder of word crops from your training domain) or `calib_count` synthetic words.
     """
-    from masterocr.infer.export import export_onnx
-
     if calib_count < 1:
         raise UserError(f"--calib-count must be >= 1, got {calib_count}")
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(checkpoint, Path(tmp) / "fp32")
-        meta = json.loads((fp32 / META_FILE).read_text(encoding="utf-8"))
+        meta = read_meta(fp32)
         if calib_images is not None:
             calibration = folder_calibration(calib_images, meta, calib_count)
         else:
@@ -108,16 +105,14 @@ def export_onnx_int8(
 
 
 def folder_calibration(folder: str | Path, meta: dict, count: int) -> np.ndarray:
-    """Up to `count` readable images of `folder`, preprocessed for the model described by `meta`."""
-    from masterocr.data.images import ImageError, load_image
-    from masterocr.data.transforms import preprocess
-
+    """Up to `count` readable images of `folder` (data.folders' rule: label and document files are not images),
+    preprocessed for the model described by `meta`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"calibration folder {folder} does not exist")
     cfg = meta["model_config"]
     arrays = []
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+    for path in list_image_files(folder)[0]:
         try:
             img = load_image(path)
         except ImageError as exc:

@@ -1,0 +1,65 @@
+"""Where the shipped files are: the weights travel inside the package (package data), so a wheel carries them.
+
+The repository's `weights/` is a link to the same folder, so the documented paths work in a checkout too.
+`MASTEROCR_WEIGHTS` (a .safetensors file) replaces the default model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from masterocr.errors import UserError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_ENV = "MASTEROCR_WEIGHTS"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """The files of one shipped model, by name under WEIGHTS_DIR."""
+
+    weights: str  # safetensors with config and charset in its metadata
+    onnx: str  # folder of its int8 ONNX graphs (scripts/ship_onnx.py writes it)
+
+
+# shipped models by the name a user chooses them by (`--model word`); "word" reads word crops
+SHIPPED_MODELS: dict[str, ShippedModel] = {
+    "word": ShippedModel(weights="master_medium.safetensors", onnx="master_medium_int8"),
+}
+DEFAULT_MODEL = "word"
+DEFAULT_WEIGHTS_NAME = SHIPPED_MODELS[DEFAULT_MODEL].weights
+SHIPPED_ONNX_NAME = SHIPPED_MODELS[DEFAULT_MODEL].onnx
+
+
+def _shipped(name: str) -> ShippedModel:
+    if name not in SHIPPED_MODELS:
+        raise UserError(f"no shipped model {name!r}; choose one of {', '.join(SHIPPED_MODELS)}")
+    return SHIPPED_MODELS[name]
+
+
+def shipped_model(name: str = DEFAULT_MODEL) -> Path:
+    """The weights file of the shipped model `name` (it may be missing: callers check)."""
+    return WEIGHTS_DIR / _shipped(name).weights
+
+
+def shipped_onnx(name: str = DEFAULT_MODEL) -> Path:
+    """The folder of the shipped model's int8 ONNX graphs (it may be missing: callers check)."""
+    return WEIGHTS_DIR / _shipped(name).onnx
+
+
+def weights_override() -> Path | None:
+    """$MASTEROCR_WEIGHTS as a path, None when unset."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env) if env else None
+
+
+def default_weights_path() -> Path:
+    """The default model: $MASTEROCR_WEIGHTS, else the shipped word model; an error when the file is missing."""
+    path = weights_override() or shipped_model()
+    if not path.exists():
+        raise UserError(
+            f"no shipped weights at {path}; pass --checkpoint, or set {WEIGHTS_ENV} to a .safetensors file"
+        )
+    return path

@@ -1,0 +1,104 @@
+"""ONNX export: the encoder and one cached decoder step, as two graphs (layout: formats.onnx_layout).
+
+The graphs are traced from the export-safe form of the model (`MASTER(..., exportable=True)`), built with
+the same parameters; onnxruntime reads them through `masterocr.runtime.onnx.OnnxRecognizer`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from masterocr.charset import SOS, Charset
+from masterocr.formats.load import load_model
+from masterocr.formats.onnx_layout import DECODER_FILE, ENCODER_FILE, export_meta, write_meta
+from masterocr.model import MASTER
+
+OPSET = 17
+
+
+def export_safe(model: MASTER) -> MASTER:
+    """The export-safe form of `model` (float32, CPU, eval) holding the same parameters."""
+    with torch.random.fork_rng(devices=[]):  # its random init is overwritten: leave the caller's RNG alone
+        out = MASTER(model.cfg, model.num_classes, exportable=True)
+    out.load_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()})
+    return out.eval()
+
+
+class EncoderExport(nn.Module):
+    """images -> memory keys/values of every decoder layer, stacked (L, 2, B, H, S, Dh)."""
+
+    def __init__(self, model: MASTER) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        kv = self.model.memory_kv(self.model.encode(images))
+        return torch.stack([torch.stack(pair) for pair in kv])
+
+
+class DecoderStepExport(nn.Module):
+    """The ONNX decoder step: one cached greedy step with its cache as graph inputs/outputs (growing `past`),
+    and the position `step` a tensor so that it stays a graph input."""
+
+    def __init__(self, model: MASTER) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, token: torch.Tensor, step: torch.Tensor, past: torch.Tensor, mem_kv: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.model
+        pos = m.token_pos.pe.index_select(0, step.reshape(1).long())  # (1, D): a gather, not a baked slice
+        x = m.embed(token) * math.sqrt(m.cfg.d_model) + pos  # dropout is the identity in eval
+        present = []
+        for i, layer in enumerate(m.decoder):
+            x, (k, v), _ = layer(x, (mem_kv[i, 0], mem_kv[i, 1]), (past[i, 0], past[i, 1]))
+            present.append(torch.stack([k, v]))
+        logits = m.generator(m.decoder_norm(x[:, -1]))
+        return logits, torch.stack(present)
+
+
+def _export(module: nn.Module, args: tuple, path: Path, names_in, names_out, dynamic_axes) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, args, str(path), input_names=names_in, output_names=names_out, dynamic_axes=dynamic_axes,
+            opset_version=OPSET, dynamo=False, do_constant_folding=True,
+        )  # fmt: skip
+
+
+def export_model(model: MASTER, charset: Charset, out_dir: str | Path, source: str | None = None) -> Path:
+    """Export an in-memory model to out_dir (encoder, decoder step, model.json); returns out_dir."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = export_safe(model)
+    cfg = model.cfg
+    n_layers, heads, dh = len(model.decoder), cfg.nhead, cfg.d_model // cfg.nhead
+    images = torch.zeros(2, cfg.in_channels, cfg.img_h, cfg.img_w)
+    with torch.no_grad():
+        enc = EncoderExport(model)
+        mem_kv = enc(images)
+        _export(enc, (images,), out / ENCODER_FILE, ["images"], ["mem_kv"],
+                {"images": {0: "batch"}, "mem_kv": {2: "batch"}})  # fmt: skip
+        past = torch.zeros(n_layers, 2, 2, heads, 3, dh)
+        token = torch.full((2, 1), SOS, dtype=torch.long)
+        step = torch.tensor(3, dtype=torch.long)
+        _export(
+            DecoderStepExport(model), (token, step, past, mem_kv), out / DECODER_FILE,
+            ["token", "step", "past", "mem_kv"], ["logits", "present"],
+            {"token": {0: "batch"}, "past": {2: "batch", 4: "steps"}, "mem_kv": {2: "batch"},
+             "logits": {0: "batch"}, "present": {2: "batch", 4: "steps_plus_1"}},
+        )  # fmt: skip
+    write_meta(out, export_meta(cfg, charset, model.num_classes, OPSET, source))
+    return out
+
+
+def export_onnx(checkpoint: str | Path | None, out_dir: str | Path) -> Path:
+    """Load a checkpoint/weights file (None = shipped weights) and export it to out_dir."""
+    model, charset, source = load_model(checkpoint)
+    return export_model(model, charset, out_dir, str(source))

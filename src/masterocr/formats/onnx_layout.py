@@ -1,0 +1,90 @@
+"""The exported ONNX folder: its file names and its model.json (config, charset, provenance).
+
+* ``encoder.onnx``: images (B, C, H, W) -> mem_kv (L, 2, B, heads, S, Dh), the cross-attention keys/values of
+  every decoder layer, stacked (dynamic batch).
+* ``decoder_step.onnx``: token (B, 1) int64, step () int64 (the position, a graph input, not a constant),
+  past (L, 2, B, heads, T, Dh) with dynamic T (T = 0 at the first step), mem_kv -> logits (B, V) and
+  present (L, 2, B, heads, T + 1, Dh).
+* ``model.json``: {"format", "opset", "model_config", "charset": {"keys", "case_sensitive"}, "num_classes",
+  "source", and after quantization "quantized"}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from masterocr.assets import shipped_onnx, weights_override
+from masterocr.charset import Charset
+from masterocr.errors import UserError
+from masterocr.formats.load import charset_of
+from masterocr.formats.weights import file_sha256
+from masterocr.model import MasterConfig
+
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder_step.onnx"
+META_FILE = "model.json"
+LAYOUT_FILES = (ENCODER_FILE, DECODER_FILE, META_FILE)
+FORMAT = "masterocr-onnx"
+
+
+def export_meta(cfg: MasterConfig, charset: Charset, num_classes: int, opset: int, source: str | None) -> dict:
+    """The model.json of a freshly exported folder."""
+    return {
+        "format": FORMAT,
+        "opset": opset,
+        "model_config": cfg.to_dict(),
+        "charset": {"keys": charset.keys, "case_sensitive": charset.case_sensitive},
+        "num_classes": num_classes,
+        "source": source,
+    }
+
+
+def read_meta(folder: str | Path) -> dict:
+    """model.json of an exported folder; a UserError when `folder` is not one."""
+    folder = Path(folder)
+    path = folder / META_FILE
+    if not folder.is_dir() or not path.exists():
+        raise UserError(f"{folder} is not an exported model folder (no {META_FILE}); run `masterocr export` first")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}); export the model again") from exc
+    if not isinstance(meta, dict) or "model_config" not in meta or "charset" not in meta:
+        raise UserError(f"{path} lacks model_config or charset; export the model again")
+    return meta
+
+
+def write_meta(folder: str | Path, meta: dict) -> None:
+    """Write model.json into `folder` (UTF-8, indented)."""
+    (Path(folder) / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def config_and_charset(meta: dict) -> tuple[MasterConfig, Charset]:
+    """The model config and charset a model.json describes."""
+    return MasterConfig.from_dict(meta["model_config"]), charset_of(meta)
+
+
+def folder_sha256(folder: str | Path) -> str:
+    """One SHA-256 for an exported folder: of its files' names and SHA-256s, in layout order."""
+    h = hashlib.sha256()
+    for name in LAYOUT_FILES:
+        h.update(f"{name} {file_sha256(Path(folder) / name)}\n".encode())
+    return h.hexdigest()
+
+
+def default_onnx_path() -> Path:
+    """The shipped int8 graphs; an error when MASTEROCR_WEIGHTS points the default elsewhere (they would not
+    match) or when they are missing."""
+    if weights_override() is not None:
+        raise UserError(
+            "MASTEROCR_WEIGHTS is set, and the shipped ONNX graphs are of the repository's weights: export yours "
+            "with `masterocr export --int8 --out DIR` and pass --checkpoint DIR"
+        )
+    path = shipped_onnx()
+    if not (path / META_FILE).exists():
+        raise UserError(
+            f"no shipped ONNX graphs at {path}; pass --checkpoint with a folder written by `masterocr export`"
+        )
+    return path

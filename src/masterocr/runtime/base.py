@@ -1,0 +1,166 @@
+"""The recognizer interface: preprocessing, batching, folder prediction and post-processing, for every backend.
+
+A backend implements only `decode_batch` (greedy decoding of a preprocessed batch); the rest lives here, so
+the PyTorch and onnxruntime recognizers read images, batch them, report unreadable ones and turn tokens into
+text the same way.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from masterocr.charset import EOS, NUM_SPECIAL, UNK, Charset
+from masterocr.data.folders import list_image_files
+from masterocr.data.images import ImageError, load_image
+from masterocr.data.transforms import preprocess
+from masterocr.errors import UserError
+from masterocr.model import MasterConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    text: str | None
+    score: float | None
+    char_scores: list[float] = field(default_factory=list)
+    error: str | None = None
+    attention: list[list[float]] | None = None  # per character, weights over the (H/8)x(W/4) memory
+
+    def to_json(self, filename: str) -> dict:
+        """The original's predict_result.json entry, plus an error when the image could not be read."""
+        entry = {"filename": filename, "result": self.text, "pred_score": self.score}
+        if self.error is not None:
+            entry["error"] = self.error
+        return entry
+
+
+@dataclass
+class Decoded:
+    """What a backend's greedy decoding returns for a batch of B images."""
+
+    tokens: list[list[int]]  # per image, without SOS, PAD after EOS
+    probs: list[list[float]]  # per image, the top probability at each step, 0 after EOS
+    attention: torch.Tensor | None = None  # (B, T, S) float32 on the CPU, when asked and the backend has it
+
+
+def tokens_to_prediction(charset: Charset, tokens: list[int], probs: list[float]) -> Prediction:
+    """Text and scores of one decoded row. Score: mean top probability up to and including EOS, UNK steps
+    skipped (the original's definition); char_scores: one per emitted character."""
+    text, char_scores, kept = [], [], []
+    for tok, p in zip(tokens, probs):
+        if tok == UNK:
+            continue
+        kept.append(p)
+        if tok == EOS:
+            break
+        if tok >= NUM_SPECIAL:
+            text.append(charset.keys[tok - NUM_SPECIAL])
+            char_scores.append(round(float(p), 6))
+    score = float(sum(kept) / len(kept)) if kept else 0.0
+    return Prediction("".join(text), round(score, 6), char_scores)
+
+
+class BaseRecognizer(abc.ABC):
+    """Reads text from word crops. `predict` takes paths, bytes, PIL images or arrays.
+
+    Every recognizer carries its model's config and charset, the file or folder its weights came from
+    (`weights_path`, None for an in-memory model) and its variant: "fp32", "bf16", "fp16", "int8" (torch) or
+    "onnx", "onnx-int8" (onnxruntime).
+    """
+
+    backend: str  # the library that runs the model: "torch" or "onnxruntime"
+    supports_attention: bool
+
+    def __init__(
+        self, cfg: MasterConfig, charset: Charset, device: torch.device, weights_path: Path | None, variant: str
+    ) -> None:
+        self.cfg = cfg
+        self.charset = charset
+        self.device = device
+        self.weights_path = weights_path
+        self.variant = variant
+        self.num_parameters: int | None = None
+
+    @abc.abstractmethod
+    def decode_batch(self, images: torch.Tensor, return_attention: bool = False) -> Decoded:
+        """Greedy decoding of a preprocessed batch (B, C, H, W)."""
+
+    def __call__(self, images, **kwargs) -> list[Prediction]:
+        return self.predict(images, **kwargs)
+
+    def preprocess(self, image) -> torch.Tensor:
+        """One image (path, bytes, PIL image or array) -> the model's input (C, H, W)."""
+        c = self.cfg
+        return preprocess(load_image(image), c.img_h, c.img_w, c.in_channels, c.keep_ratio)
+
+    @torch.inference_mode()
+    def predict_tensors(self, batch: torch.Tensor, return_attention: bool = False) -> list[Prediction]:
+        """Decode a preprocessed batch (B, C, H, W); `attention` stays None where the backend has none."""
+        out = self.decode_batch(batch, return_attention and self.supports_attention)
+        preds = [tokens_to_prediction(self.charset, t, p) for t, p in zip(out.tokens, out.probs)]
+        if out.attention is not None:
+            for i, pred in enumerate(preds):
+                pred.attention = out.attention[i, : len(pred.text)].tolist()
+        return preds
+
+    def predict(
+        self, images: Iterable | object, batch_size: int = 32, return_attention: bool = False
+    ) -> list[Prediction]:
+        """Recognize each image, in input order; an unreadable one gets a Prediction with `error` set and the
+        rest go on."""
+        if return_attention and not self.supports_attention:
+            raise UserError(f"the {self.backend} backend does not return attention maps; use the torch backend")
+        single = not isinstance(images, Sequence) or isinstance(images, (str, bytes, os.PathLike))
+        items = [images] if single else list(images)
+        results: list[Prediction | None] = [None] * len(items)
+        tensors, index = [], []
+        for i, item in enumerate(items):
+            try:
+                tensors.append(self.preprocess(item))
+                index.append(i)
+            except (ImageError, UserError) as exc:
+                results[i] = Prediction(None, None, error=str(exc))
+        for start in range(0, len(tensors), batch_size):
+            batch = torch.stack(tensors[start : start + batch_size])
+            for j, pred in zip(index[start : start + batch_size], self.predict_tensors(batch, return_attention)):
+                results[j] = pred
+        return results[:1] if single else results  # type: ignore[return-value]
+
+    def predict_folder(
+        self, folder: str | Path, output_folder: str | Path, batch_size: int = 32, progress: bool = True
+    ) -> tuple[Path, list[dict]]:
+        """Recognize every image in `folder` and write output_folder/predict_result.json (the original's format).
+
+        Label and document files kept beside the images (data.folders.NOT_IMAGES: .txt, .jsonl, .md, ...) are
+        skipped with a warning; every other file gets an entry, with the reason when it cannot be read."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UserError(f"image folder {folder} does not exist or is not a folder")
+        files, skipped = list_image_files(folder)
+        if skipped:
+            names = ", ".join(p.name for p in skipped[:5])
+            log.warning("skipped %d label/document files in %s: %s", len(skipped), folder, names)
+        if not files:
+            raise UserError(f"image folder {folder} holds no image files")
+        entries = []
+        for start in tqdm(range(0, len(files), batch_size), desc="predict", disable=not progress, leave=False):
+            chunk = files[start : start + batch_size]
+            for path, pred in zip(chunk, self.predict(chunk, batch_size=batch_size)):
+                entries.append(pred.to_json(path.name))
+        out = Path(output_folder)
+        out.mkdir(parents=True, exist_ok=True)
+        result = out / "predict_result.json"
+        tmp = result.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(entries, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.replace(result)
+        return result, entries

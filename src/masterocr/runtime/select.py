@@ -1,0 +1,67 @@
+"""Which backend reads with which model: `resolve_backend` and `load_recognizer`."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from masterocr.errors import UserError
+from masterocr.formats.onnx_layout import default_onnx_path
+from masterocr.runtime.base import BaseRecognizer
+from masterocr.runtime.onnx import OnnxRecognizer
+from masterocr.runtime.torch import Recognizer
+
+
+def resolve_backend(
+    backend: str, checkpoint: str | Path | None, device: str | torch.device, int8: bool, dtype: str
+) -> str:
+    """ "auto" becomes "onnx" where the shipped int8 ONNX graphs are the model asked for and can run: no checkpoint,
+    no MASTEROCR_WEIGHTS, a CPU, fp32 and no --int8 (torch-only options), onnxruntime installed, the graphs present.
+    Anything else is "torch". Other backends pass through.
+
+    The graphs read the shipped model 2-3 times faster at batch 1 on a CPU, with the same exact-match accuracy on
+    the benchmarks (weights/MODEL_CARD.md); they return no attention maps."""
+    if backend != "auto":
+        return backend
+    if checkpoint is not None or torch.device(device).type != "cpu" or dtype != "fp32" or int8:
+        return "torch"
+    try:
+        default_onnx_path()  # refuses under MASTEROCR_WEIGHTS (another model) and when the graphs are missing
+    except UserError:
+        return "torch"
+    return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
+
+
+def load_recognizer(
+    checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    backend: str = "torch",
+    int8: bool = False,
+    dtype: str = "fp32",
+    threads: int | None = None,
+) -> BaseRecognizer:
+    """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder,
+    None the shipped int8 graphs); backend "auto" picks one as `resolve_backend` says.
+
+    `threads`: CPU threads for inference (onnxruntime's intra-op threads; for the torch backend
+    `torch.set_num_threads`, which is process-wide). None keeps each library's default (every core). The onnx
+    backend runs the decoder steps of batches under 32 images on one thread whatever `threads` says: they are
+    too small to share (bench/onnx_threads.py); for the torch backend one thread was not faster at batch 1.
+    """
+    if threads is not None and threads < 1:
+        raise UserError(f"threads must be at least 1, got {threads}")
+    backend = resolve_backend(backend, checkpoint, device, int8, dtype)
+    if backend == "onnx":
+        if int8 or dtype != "fp32":
+            raise UserError(
+                "--int8/--dtype apply to the torch backend; the ONNX graphs run as exported "
+                "(`masterocr export --int8` makes int8 graphs)"
+            )
+        return OnnxRecognizer.from_path(checkpoint, threads)
+    if backend != "torch":
+        raise UserError(f"backend {backend!r} is not auto, torch or onnx")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)
