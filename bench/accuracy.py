@@ -33,6 +33,8 @@ from typing import NamedTuple
 import torch
 
 from masterocr.data.labels import read_labels
+from masterocr.data.synth.dataset import heldout_set
+from masterocr.data.synth.families import font_family
 from masterocr.metrics import Counts, format_table
 from masterocr.runtime.torch import Recognizer
 
@@ -140,27 +142,10 @@ def synthetic_words(
     """Rendered words, their labels and font families. "heldout": fonts the training split never saw (the
     split is by family); "train": the training fonts, rendered the same way. `font_dirs`: where the fonts lie
     (None: the system's)."""
-    from masterocr.data.synth import SynthDataset
-    from masterocr.data.synth.families import font_family
-
-    ds = SynthDataset(
-        charset=rec.charset,
-        img_h=rec.cfg.img_h,
-        img_w=rec.cfg.img_w,
-        in_channels=3,
-        max_len=rec.cfg.max_len,
-        training=False,
-        seed=seed,
-        length=count,
-        fonts=fonts,
-        font_dirs=font_dirs,
-    )
-    images, golds, families = [], [], []
-    for i in range(count):
-        img, label, font = ds.synth.sample_with_font(ds.rng_for(i))
-        images.append(img)
-        golds.append(label)
-        families.append(font_family(font))
+    ds = heldout_set(rec.charset, rec.cfg, count, seed, fonts=fonts, font_dirs=font_dirs)
+    samples = ds.rendered()
+    images, golds = [image for image, _, _ in samples], [label for _, label, _ in samples]
+    families = [font_family(font) for _, _, font in samples]
     return RenderedWords(images, golds, families, len(ds.synth.families))
 
 

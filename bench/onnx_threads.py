@@ -26,29 +26,16 @@ import numpy as np
 import torch
 
 from masterocr import Recognizer
-from masterocr.data.synth import SynthDataset
+from masterocr.data.synth.dataset import heldout_set
 from masterocr.formats.onnx_layout import default_onnx_path
 from masterocr.metrics import format_table
 from masterocr.runtime.onnx import SMALL_BATCH, OnnxRecognizer
 
 
 def heldout_words(rec: Recognizer, count: int, seed: int, font_dirs: list[str] | None = None) -> tuple[list, list[str]]:
-    """The held-out synthetic words of `bench/accuracy.py` (same seed and count: the same images and labels,
-    which a test checks), rendered for `rec`'s charset and input size."""
-    ds = SynthDataset(
-        charset=rec.charset,
-        img_h=rec.cfg.img_h,
-        img_w=rec.cfg.img_w,
-        in_channels=3,
-        max_len=rec.cfg.max_len,
-        training=False,
-        seed=seed,
-        length=count,
-        fonts="heldout",
-        font_dirs=font_dirs,
-    )
-    pairs = [ds.synth.sample_with_font(ds.rng_for(i))[:2] for i in range(count)]
-    return [image for image, _ in pairs], [gold for _, gold in pairs]
+    """bench/accuracy.py's held-out synthetic words (same seed and count: the same images and labels)."""
+    samples = heldout_set(rec.charset, rec.cfg, count, seed, font_dirs=font_dirs).rendered()
+    return [image for image, _, _ in samples], [label for _, label, _ in samples]
 
 
 def readers(folder: Path, threads: int) -> dict[str, OnnxRecognizer]:

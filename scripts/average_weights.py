@@ -11,7 +11,6 @@ and charset beside it in the layout `scripts/ship_weights.py` writes, and its me
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,26 +18,10 @@ import torch
 
 from masterocr.errors import UserError
 from masterocr.formats.checkpoint import load_checkpoint
-from masterocr.formats.weights import save_weights
+from masterocr.formats.weights import TRAINING_DATA, write_shipped
 
 # As in scripts/ship_weights.py (each script stands alone; tests/test_average_weights.py checks the two agree).
-TRAINING_DATA = "synthetic words rendered by masterocr.data.synth (no real images)"
 
-
-def write_shipped(state: dict, model_config: dict, charset: dict, out: Path, fp16: bool, metadata: dict) -> None:
-    """`out` (.safetensors, floats cast to fp16 when asked) with its config and charset beside it, as shipped."""
-    save_weights(
-        state,
-        model_config,
-        charset["keys"],
-        out,
-        case_sensitive=charset.get("case_sensitive", True),
-        dtype=torch.float16 if fp16 else None,
-        metadata=metadata,
-    )
-    stem = out.with_suffix("")
-    Path(f"{stem}.config.json").write_text(json.dumps(model_config, indent=2) + "\n")
-    Path(f"{stem}.keys.txt").write_text(charset["keys"], encoding="utf-8")
 
 
 def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

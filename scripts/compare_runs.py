@@ -20,16 +20,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from masterocr.train.logs import read_scalars
+
 COLORS = ["#2980b9", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085"]
 
-
-def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
-    """Every scalar of a TensorBoard log folder: tag -> [(step, value, wall_time)]."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value, e.wall_time) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def training_clock(wall_times: list[float], log_times: list[float]) -> dict[float, float]:

@@ -16,14 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-
-def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
-    """Every scalar of a TensorBoard log folder: tag -> [(step, value, wall_time)]."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value, e.wall_time) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+from masterocr.train.logs import read_scalars
 
 
 def images_per_step(run_dir: Path) -> int | None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 
 import torch
-from conftest import load_script
 from safetensors import safe_open
 
 from masterocr.charset import Charset
@@ -61,11 +59,3 @@ def test_average_refuses_other_architectures(tmp_path, average_weights, capsys):
     assert not (tmp_path / "x.safetensors").exists()
     rc = average_weights.main([str(tmp_path / "tiny.safetensors"), "--out", str(tmp_path / "x.safetensors")])
     assert rc == 2 and "two or more" in capsys.readouterr().err
-
-
-def test_the_shipped_layout_is_written_as_ship_weights_writes_it(average_weights):
-    """average_weights.py carries its own copy of ship_weights.py's writer (scripts import the package, not
-    each other); the two must write one layout with one training-data string."""
-    ship = load_script("ship_weights")
-    assert average_weights.TRAINING_DATA == ship.TRAINING_DATA
-    assert inspect.getsource(average_weights.write_shipped) == inspect.getsource(ship.write_shipped)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
@@ -47,9 +46,3 @@ def test_accuracy_at_steps_and_minutes(tmp_path, compare_runs):
     assert compare_runs.acc_at(val, minutes=10) == "0"  # before the first validation
     assert compare_runs.acc_at(val, minutes=40) == "50.0"  # step 1000 at 39.1 min is the last before 40
     assert compare_runs.acc_at(val, minutes=200) == "-"  # the run never trained that long
-
-
-def test_it_reads_the_logs_as_plot_curves_does(compare_runs, plot_curves):
-    """compare_runs.py carries its own copy of plot_curves.py's log reader (scripts import the package, not
-    each other); the two must read the trainer's logs alike."""
-    assert inspect.getsource(compare_runs.read_scalars) == inspect.getsource(plot_curves.read_scalars)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from masterocr.config import TrainSettings, charset_from_config, model_config, train_settings
 from masterocr.errors import UserError
-from masterocr.evaluate import Counts
+from masterocr.metrics import Counts
 from masterocr.train import optim
 from masterocr.train.schema import METRICS, SCHEMA_PATH, Trainer, ValidatedConfig, schema_text, validate_config
 from masterocr.train.schema_optim import OPTIMIZER_ARGS, SCHEDULER_ARGS

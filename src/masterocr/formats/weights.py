@@ -81,3 +81,23 @@ def load_weights(path: str | Path) -> dict:
         "metadata": extra,
         "_path": str(path),
     }
+
+
+# what every shipped model was trained on, written into its metadata
+TRAINING_DATA = "synthetic words rendered by masterocr.data.synth (no real images)"
+
+
+def write_shipped(state: dict, model_config: dict, charset: dict, out: Path, fp16: bool, metadata: dict) -> None:
+    """`out` (.safetensors, floats cast to fp16 when asked) with its config and charset beside it, as shipped."""
+    save_weights(
+        state,
+        model_config,
+        charset["keys"],
+        out,
+        case_sensitive=charset.get("case_sensitive", True),
+        dtype=torch.float16 if fp16 else None,
+        metadata=metadata,
+    )
+    stem = out.with_suffix("")
+    Path(f"{stem}.config.json").write_text(json.dumps(model_config, indent=2) + "\n")
+    Path(f"{stem}.keys.txt").write_text(charset["keys"], encoding="utf-8")

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from masterocr.data import LmdbDataset, collate
-from masterocr.data.datasets import find_lmdbs
+from masterocr.data.lmdb import find_lmdbs
 from masterocr.errors import UserError
 from masterocr.metrics import Counts
 from masterocr.runtime.base import BaseRecognizer
@@ -17,8 +17,6 @@ from masterocr.runtime.base import BaseRecognizer
 
 def benchmark_sets(root: str | Path) -> list[Path]:
     """Every folder under root (root included) that holds a data.mdb, as the hierarchy dataset finds them."""
-    from masterocr.data.lmdb import find_lmdbs
-
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"data root {root} is not a folder")

@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from masterocr.charset import Charset
 from masterocr.data.synth.families import select_fonts
 from masterocr.data.synth.synthesizer import Synthesizer
 from masterocr.data.transforms import preprocess
 from masterocr.errors import UserError
+from masterocr.model.config import MasterConfig
 
 __all__ = ["RENDER_ERROR", "SynthDataset"]
 
@@ -86,6 +88,11 @@ class SynthDataset(torch.utils.data.Dataset):
             return random.Random(f"synth-train:{self.seed}:{self.epoch}:{index}{retry}")
         return random.Random(f"synth-val:{self.seed}:{index}{retry}")
 
+    def rendered(self) -> list[tuple[Image.Image, str, str]]:
+        """Every sample as drawn, before preprocessing: (image, label, font file). A fixed set
+        (`training=False`) gives the benchmarks' held-out words."""
+        return [self.synth.sample_with_font(self.rng_for(i)) for i in range(self.length)]
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         if not 0 <= index < self.length:
             raise IndexError(index)
@@ -104,3 +111,27 @@ class SynthDataset(torch.utils.data.Dataset):
         tensor = preprocess(img, self.img_h, self.img_w, self.in_channels, self.keep_ratio)
         return tensor, self.charset.clean(label)
 
+
+
+def heldout_set(
+    charset: Charset,
+    cfg: MasterConfig,
+    count: int,
+    seed: int,
+    fonts: str = "heldout",
+    font_dirs: Sequence[str | Path] | None = None,
+) -> SynthDataset:
+    """A fixed set of `count` words for a model of `cfg` in the `fonts` split ("heldout": families the training
+    split never saw): the benchmarks' held-out words, the same for the same seed and count."""
+    return SynthDataset(
+        charset=charset,
+        img_h=cfg.img_h,
+        img_w=cfg.img_w,
+        in_channels=3,
+        max_len=cfg.max_len,
+        training=False,
+        seed=seed,
+        length=count,
+        fonts=fonts,
+        font_dirs=font_dirs,
+    )
