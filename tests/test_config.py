@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from masterocr.config import apply_overrides, charset_from_config, load_config, model_config, train_settings
+from masterocr.train.config import apply_overrides, charset_from_config, load_config, model_config, train_settings
 from masterocr.errors import UserError
 
 ORIGINAL_MODEL_ARCH = {

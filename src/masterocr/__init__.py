@@ -2,7 +2,7 @@
 load_config."""
 
 from masterocr.charset import Charset
-from masterocr.config import load_config
+from masterocr.train.config import load_config
 from masterocr.errors import UserError
 from masterocr.infer.recognizer import Prediction, Recognizer, load_recognizer
 from masterocr.model import MASTER, MasterConfig, build_model

@@ -8,17 +8,19 @@ import logging
 import sys
 
 from masterocr.errors import UserError
+from masterocr.train.config import parse_bool
 
 log = logging.getLogger("masterocr")
 
 
 def _bool_arg(value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("true", "1", "yes", "on"):
-        return True
-    if v in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    """argparse type of the true/false options: the config's words (parse_bool), an empty value refused."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    try:
+        return parse_bool(value)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # train ------------------------------------------------------------------------------------------------------------
@@ -41,7 +43,7 @@ def add_train(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from masterocr.config import apply_overrides, load_config
+    from masterocr.train.config import apply_overrides, load_config
 
     if args.nproc and args.nproc > 1:
         from masterocr.train.launch import launch_local

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from masterocr.charset import PAD
-from masterocr.config import charset_from_config, model_config, train_settings
+from masterocr.train.config import charset_from_config, model_config, train_settings
 from masterocr.errors import UserError
 from masterocr.evaluate import Counts
 from masterocr.model import build_model
