@@ -43,22 +43,23 @@ def add_train(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from masterocr.train.config import apply_overrides, load_config
+    from masterocr.train.config import apply_overrides, load_config, run_settings
 
     if args.nproc and args.nproc > 1:
         from masterocr.train.launch import launch_local
 
         return launch_local(args.nproc, args.argv)
-    cfg = apply_overrides(load_config(args.config), args.set)
+    config = apply_overrides(load_config(args.config), args.set)
     if args.local_world_size is not None:
-        cfg["local_world_size"] = args.local_world_size
-    finetune = args.finetune if args.finetune is not None else bool(cfg.get("finetune", False))
+        config["local_world_size"] = args.local_world_size
+    finetune = args.finetune if args.finetune is not None else bool(config.get("finetune", False))
     if finetune and not args.resume:
         raise UserError("--finetune needs a checkpoint: add -r path/to/checkpoint.pth")
-    from masterocr.train.trainer import train
+    settings = run_settings(config)
+    from masterocr.train.loop import train
 
     summary = train(
-        cfg,
+        settings,
         resume=None if finetune else args.resume,
         finetune=args.resume if finetune else None,
         device=args.device,

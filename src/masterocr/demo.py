@@ -46,12 +46,13 @@ def write_word_set(root: Path, words: list[str]) -> Path:
 
 def _fallback_recognizer(workdir: Path) -> Recognizer:
     """Train the tiny preset briefly on words rendered with Pillow's built-in font."""
-    from masterocr.train.trainer import train
+    from masterocr.train.config import run_settings
+    from masterocr.train.loop import train
 
     words = ["BEACH", "beach", "RONALDO", "NOTICE", "renard", "word", "text", "demo", "MASTER", "ocr", "2024", "Cafe"]
     root = write_word_set(workdir / "words", words)
     data = {"type": "TextDataset", "args": {"txt_file": str(root / "gt.txt"), "img_root": str(root / "images")}}
-    cfg = {
+    config = {
         "name": "demo", "run_id": "tiny", "seed": 1, "distributed": False, "augment": False,
         "model_arch": {"args": {"preset": "tiny", "decoder_kwargs": {"dropout": 0.0}}},
         "train_dataset": data, "train_loader": {"args": {"batch_size": 12, "num_workers": 0}},
@@ -60,7 +61,7 @@ def _fallback_recognizer(workdir: Path) -> Recognizer:
         "trainer": {"epochs": 100000, "max_steps": 300, "save_dir": str(workdir / "saved"), "save_period": 100000,
                     "do_validation": False, "train_num_workers": 0},
     }  # fmt: skip
-    summary = train(cfg, device="cpu")
+    summary = train(run_settings(config), device="cpu")
     return Recognizer.from_checkpoint(Path(summary["run_dir"]) / "checkpoint-latest.pth")
 
 
