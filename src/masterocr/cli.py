@@ -259,7 +259,7 @@ def add_serve(sub) -> None:
 
 
 def cmd_serve(args) -> int:
-    from masterocr.infer.server import serve
+    from masterocr.serve.app import serve
 
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
           max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
