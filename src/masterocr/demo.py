@@ -12,17 +12,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image, ImageDraw, ImageFont
+
 from masterocr.errors import UserError
 from masterocr.evaluate import read_labels, score
 from masterocr.infer.recognizer import Recognizer, default_weights_path
+from masterocr.train.config import run_settings
+from masterocr.train.loop import train
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
-def render_plain_word(text: str, height: int = 32):
+def _render_word(text: str, height: int = 32):
     """Black text on white with Pillow's built-in scalable font: needs no font files."""
-    from PIL import Image, ImageDraw, ImageFont
-
     font = ImageFont.load_default(size=height - 8)
     left, top, right, bottom = font.getbbox(text)
     img = Image.new("RGB", (right - left + 8, height), "white")
@@ -30,27 +32,22 @@ def render_plain_word(text: str, height: int = 32):
     return img
 
 
-def write_word_set(root: Path, words: list[str]) -> Path:
-    """root/images/NNN.png, root/gt.txt (name,label) and root/labels.jsonl ({ImageFile, Label})."""
+def _write_words(root: Path, words: list[str]) -> Path:
+    """root/images/NNN.png and root/gt.txt (name,label): a training set for the fallback."""
     (root / "images").mkdir(parents=True, exist_ok=True)
-    lines, jl = [], []
+    lines = []
     for i, w in enumerate(words):
         name = f"{i:03d}.png"
-        render_plain_word(w).save(root / "images" / name)
+        _render_word(w).save(root / "images" / name)
         lines.append(f"{name},{w}")
-        jl.append(json.dumps({"ImageFile": name, "Label": w}))
     (root / "gt.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (root / "labels.jsonl").write_text("\n".join(jl) + "\n", encoding="utf-8")
     return root
 
 
 def _fallback_recognizer(workdir: Path) -> Recognizer:
     """Train the tiny preset briefly on words rendered with Pillow's built-in font."""
-    from masterocr.train.config import run_settings
-    from masterocr.train.loop import train
-
     words = ["BEACH", "beach", "RONALDO", "NOTICE", "renard", "word", "text", "demo", "MASTER", "ocr", "2024", "Cafe"]
-    root = write_word_set(workdir / "words", words)
+    root = _write_words(workdir / "words", words)
     data = {"type": "TextDataset", "args": {"txt_file": str(root / "gt.txt"), "img_root": str(root / "images")}}
     config = {
         "name": "demo", "run_id": "tiny", "seed": 1, "distributed": False, "augment": False,
