@@ -8,10 +8,7 @@ with a `StepState`.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
-import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +21,6 @@ from tqdm import tqdm
 
 from masterocr.charset import PAD
 from masterocr.errors import UserError
-from masterocr.evaluate import Counts
 from masterocr.train.checkpoint import atomic_save
 from masterocr.train.config import RunSettings
 from masterocr.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
@@ -32,11 +28,13 @@ from masterocr.train.setup import (
     build_data,
     build_optimization,
     build_train_model,
+    open_run_folder,
     seed_everything,
     train_loader,
     val_loader,
     wrap_model,
 )
+from masterocr.train.signals import StopSignal
 from masterocr.train.state import (
     LATEST,
     TrainState,
@@ -46,6 +44,7 @@ from masterocr.train.state import (
     new_run_dir,
     resume_from,
 )
+from masterocr.train.validation import Monitor, validation_metrics
 
 log = logging.getLogger("masterocr.train")
 
@@ -104,15 +103,14 @@ class Trainer:
         self.model = build_train_model(settings, self.dist)
         self.data = build_data(settings, self.dist)
         self.optimization = build_optimization(self.model, opts, self.data.total_steps, self.device)
-        mode, _, self.monitor_key = opts.monitor.partition(" ")
-        self.monitor_mode = mode if mode in ("min", "max") else "off"
-        self.state = TrainState(monitor_best=-math.inf if self.monitor_mode == "max" else math.inf)
+        self.monitor = Monitor.parse(opts.monitor)
+        self.state = TrainState(monitor_best=self.monitor.worst())
         self.run_dir = self._place_start(resume, finetune)
         self.net = wrap_model(self.model, self.dist, opts.compile)
         self.callbacks = list(callbacks)
         self.last_metrics: dict = {}
         self._nonfinite_run = 0
-        self._stop_signal: int | None = None
+        self.stop_signal = StopSignal()
         self.writer = None
 
     def _place_start(self, resume: str | Path | None, finetune: str | Path | None) -> Path:
@@ -239,24 +237,14 @@ class Trainer:
         if step % opts.save_step_interval == 0:
             self.save(LATEST)
         self._run_callbacks()
-        return self._stop_requested() or bool(opts.max_steps and step >= opts.max_steps) or early_stop
+        stop = self.stop_signal.requested(self.dist)  # first: a collective every rank calls after every step
+        return stop or bool(opts.max_steps and step >= opts.max_steps) or early_stop
 
     # validation -------------------------------------------------------------------------------------------------
-    @torch.no_grad()
     def validate(self) -> dict:
         """Greedy-decode the validation set (split over ranks) and all-reduce the metric counts."""
-        counts = Counts()
-        self.model.eval()
-        for batch in val_loader(self.data, self.settings.trainer):
-            if batch.images is None:
-                continue
-            with self._autocast():
-                out = self.model.decode(batch.images.to(self.device))
-            for row, gold in zip(out.tokens.tolist(), batch.labels):
-                counts.add(self.charset.decode(row), gold)
-        self.model.train()
-        total = Counts(*[int(v) for v in all_reduce_sum([float(x) for x in counts.as_list()], self.dist)])
-        return total.metrics()
+        loader = val_loader(self.data, self.settings.trainer)
+        return validation_metrics(self.model, loader, self.charset, self.dist, self._autocast)
 
     def _after_validation(self, metrics: dict) -> bool:
         """Track the best score, save model_best.pth; True when early stopping says stop."""
@@ -266,48 +254,22 @@ class Trainer:
         if self.writer:
             for k, v in metrics.items():
                 self.writer.add_scalar(f"val/{k}", v, state.step)
-        if self.monitor_mode == "off" or self.monitor_key not in metrics:
+        if not self.monitor.watches(metrics):
             return False
-        value = metrics[self.monitor_key]
-        better = value > state.monitor_best if self.monitor_mode == "max" else value < state.monitor_best
-        if better:
+        value = metrics[self.monitor.key]
+        if self.monitor.improves(value, state.monitor_best):
             state.monitor_best, state.not_improved = value, 0
             self.save("model_best.pth")
         else:
             state.not_improved += 1
         return 0 < self.settings.trainer.early_stop <= state.not_improved
 
-    # signals ----------------------------------------------------------------------------------------------------
-    def _handle_signal(self, signum, frame) -> None:  # noqa: ARG002
-        self._stop_signal = signum
-        log.warning("received signal %d: saving a checkpoint after this step, then stopping", signum)
-
-    def _stop_requested(self) -> bool:
-        """A signal reached any rank: all ranks stop after the same step and take the same path afterwards
-        (a rank stopping or validating alone would hang the others in a collective)."""
-        if not self.dist.enabled:
-            return self._stop_signal is not None
-        got, signum = all_reduce_sum([float(self._stop_signal is not None), float(self._stop_signal or 0)], self.dist)
-        if got and self._stop_signal is None:
-            self._stop_signal = round(signum / got)  # the signal another rank received
-        return got > 0
-
     # the run ----------------------------------------------------------------------------------------------------
     def _open_run(self) -> None:
-        """Run folder, its config.json and train.log, TensorBoard, signal handlers, the opening log line."""
+        """Run folder (rank 0), stop signal handlers, the opening log line."""
         if self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.json").write_text(json.dumps(self.settings.raw_config, indent=2))
-            handler = logging.FileHandler(self.run_dir / "train.log")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            logging.getLogger("masterocr").addHandler(handler)
-            if self.settings.trainer.tensorboard:
-                from torch.utils.tensorboard import SummaryWriter  # optional extra (tensorboard)
-
-                self.writer = SummaryWriter(str(self.run_dir / "log"))
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not in the main thread
-                signal.signal(sig, self._handle_signal)
+            self.writer = open_run_folder(self.run_dir, self.settings.raw_config, self.settings.trainer.tensorboard)
+        self.stop_signal.install()
         n = sum(p.numel() for p in self.model.parameters())
         train_ds = self.data.train_ds
         log.info("model %.2fM parameters, %d classes; %d training samples (%d skipped), %d batches/epoch, "
@@ -340,7 +302,8 @@ class Trainer:
     def _finish(self) -> None:
         """A last validation when the last step did not just run one, and the final checkpoint."""
         opts, state = self.settings.trainer, self.state
-        if (self.data.val_ds is not None and not self._stop_requested() and state.step % opts.val_step_interval
+        if (self.data.val_ds is not None and not self.stop_signal.requested(self.dist)
+                and state.step % opts.val_step_interval
                 and state.epoch - (state.batch_in_epoch == 0) >= opts.validation_start_epoch):
             self.last_metrics = self.validate()
             self._after_validation(self.last_metrics)
@@ -366,9 +329,9 @@ class Trainer:
         if state.bad_samples:
             log.warning("skipped %d unreadable samples during training", state.bad_samples)
         log.info("stopped at epoch %d, step %d%s", state.epoch, state.step,
-                 f" on signal {self._stop_signal}" if self._stop_signal else "")
+                 f" on signal {self.stop_signal.signum}" if self.stop_signal.signum else "")
         return {"step": state.step, "epoch": state.epoch, "run_dir": str(self.run_dir),
-                "metrics": self.last_metrics, "bad_samples": state.bad_samples, "signal": self._stop_signal}
+                "metrics": self.last_metrics, "bad_samples": state.bad_samples, "signal": self.stop_signal.signum}
 
     def close(self) -> None:
         """Leave the process group (under DDP)."""

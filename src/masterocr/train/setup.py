@@ -5,12 +5,14 @@ Nothing here reads the config JSON (train/config.py does) or holds the run's pro
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -153,3 +155,18 @@ def wrap_model(model: torch.nn.Module, dist: DistInfo, compile_model: bool) -> t
     if compile_model:
         net = torch.compile(net)
     return net
+
+
+def open_run_folder(run_dir: Path, raw_config: dict, tensorboard: bool):
+    """Create the run folder with its config.json and train.log (every masterocr log line from here on);
+    returns the TensorBoard writer when asked for, else None."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(raw_config, indent=2))
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("masterocr").addHandler(handler)
+    if not tensorboard:
+        return None
+    from torch.utils.tensorboard import SummaryWriter  # optional extra (tensorboard)
+
+    return SummaryWriter(str(run_dir / "log"))
