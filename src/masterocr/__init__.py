@@ -2,10 +2,10 @@
 load_config."""
 
 from masterocr.charset import Charset
-from masterocr.train.config import load_config
 from masterocr.errors import UserError
 from masterocr.infer.recognizer import Prediction, Recognizer, load_recognizer
 from masterocr.model import MASTER, MasterConfig, build_model
+from masterocr.train.config import load_config
 
 __version__ = "0.1.0"
 __all__ = [
