@@ -1,8 +1,11 @@
-"""`python tests/_train_with_kill.py --at K [--rank R] [--signal KILL|TERM] [--marker FILE] -- MASTEROCR ARGS`
+"""`python tests/_train_with_kill.py --kill-at K [--kill-rank R] [--kill-signal KILL|TERM] [--kill-marker FILE]
+-- MASTEROCR ARGS`
 
 Runs the `masterocr` command line (also as torchrun's training script) with one step callback installed: rank R
 (default 1) sends itself the signal (default KILL) after step K, once: the marker file is created first and,
-while it exists, the callback does nothing (a worker restarted by torchrun trains on).
+while it exists, the callback does nothing (a worker restarted by torchrun trains on). The options share no
+prefix with torchrun's own, whose parser would otherwise take an abbreviation such as `--signal` for its
+`--signals-to-handle`.
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ def kill_at_step(at: int, rank: int, signame: str, marker: Path | None) -> loop.
 def run(argv: list[str]) -> int:
     split = argv.index("--")
     parser = argparse.ArgumentParser()
-    parser.add_argument("--at", type=int, required=True)
-    parser.add_argument("--rank", type=int, default=1)
-    parser.add_argument("--signal", default="KILL")
-    parser.add_argument("--marker", type=Path, default=None)
+    parser.add_argument("--kill-at", type=int, required=True)
+    parser.add_argument("--kill-rank", type=int, default=1)
+    parser.add_argument("--kill-signal", default="KILL")
+    parser.add_argument("--kill-marker", type=Path, default=None)
     hook = parser.parse_args(argv[:split])
-    callback = kill_at_step(hook.at, hook.rank, hook.signal, hook.marker)
+    callback = kill_at_step(hook.kill_at, hook.kill_rank, hook.kill_signal, hook.kill_marker)
     real_train = loop.train
 
     def train_with_callback(settings, **kwargs):

@@ -184,7 +184,8 @@ def test_sigterm_then_exact_resume_in_one_process(setup):
                                  "-d", "cpu"], env=_env(), stdout=subprocess.DEVNULL,
                                 stderr=(root / "one_full_d.err").open("w"))
     stopped = one_proc(root / "one_term.json",
-                       kill=("--at", "3", "--rank", "0", "--signal", "TERM", "--marker", str(root / "one_term.marker")))
+                       kill=("--kill-at", "3", "--kill-rank", "0", "--kill-signal", "TERM",
+                             "--kill-marker", str(root / "one_term.marker")))
     ok(stopped)
     assert full_run.wait(timeout=TIMEOUT) == 0, (root / "one_full_d.err").read_text()[-4000:]
     rdir = run_dir(root / "one_term")
@@ -206,8 +207,8 @@ def test_sigterm_under_ddp_and_resume_on_one_and_two_processes(setup, ref2):
     root, words = setup
     rdir2, _ = ref2
     cfg = write_config(root / "term2.json", words, root / "term2")
-    stopped = torchrun(cfg, kill=("--at", "3", "--rank", "1", "--signal", "TERM",
-                                  "--marker", str(root / "term2.marker")))
+    stopped = torchrun(cfg, kill=("--kill-at", "3", "--kill-rank", "1", "--kill-signal", "TERM",
+                                  "--kill-marker", str(root / "term2.marker")))
     ok(stopped)
     rdir = run_dir(root / "term2")
     ckpt = load_checkpoint(rdir / "checkpoint-latest.pth")
@@ -257,7 +258,8 @@ def test_killed_worker_restarts_and_resumes(setup, ref2):
     root, words = setup
     cfg = write_config(root / "kill.json", words, root / "kill", save_step_interval=2)
     marker = root / "kill.marker"
-    proc = torchrun(cfg, launcher=("--standalone", "--max-restarts", "1"), kill=("--at", "5", "--marker", str(marker)))
+    proc = torchrun(cfg, launcher=("--standalone", "--max-restarts", "1"),
+                    kill=("--kill-at", "5", "--kill-marker", str(marker)))
     ok(proc)
     assert marker.exists()
     assert "test hook: rank 1 sends itself SIGKILL after step 5" in proc.stderr
