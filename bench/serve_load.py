@@ -24,9 +24,9 @@ import uvicorn
 from PIL import Image, ImageDraw, ImageFont
 
 from masterocr.charset import Charset
-from masterocr.infer.server import create_app
 from masterocr.model import build_model
 from masterocr.runtime.torch import Recognizer
+from masterocr.serve.app import create_app
 
 WORDS = ["cat", "Dog", "tree", "HOUSE", "42", "sun", "Moon", "road", "a1b2", "x-ray", "Bird", "milk"]
 

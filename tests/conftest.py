@@ -7,11 +7,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-from masterocr.demo import render_plain_word, write_word_set
+from fixtures import render_word, write_word_set
 
 WORDS = ["cat", "Dog", "tree", "HOUSE", "42", "sun", "Moon", "road", "a1b2", "x-ray", "Bird", "milk"]
-render_word = render_plain_word  # the name the tests use
 __all__ = ["WORDS", "render_word", "write_word_set"]
 
 

@@ -26,9 +26,9 @@ import torch  # noqa: E402
 from conftest import render_word  # noqa: E402
 
 from masterocr.charset import Charset  # noqa: E402
-from masterocr.infer.server import create_app  # noqa: E402
 from masterocr.model import build_model, get_preset  # noqa: E402
 from masterocr.runtime.torch import Recognizer  # noqa: E402
+from masterocr.serve.app import create_app  # noqa: E402
 
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from masterocr.config import apply_overrides, charset_from_config, load_config, model_config, train_settings
 from masterocr.errors import UserError
+from masterocr.train.config import apply_overrides, charset_from_config, load_config, model_config, train_settings
 
 ORIGINAL_MODEL_ARCH = {
     "type": "MASTER",

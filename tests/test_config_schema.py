@@ -18,10 +18,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from masterocr.config import TrainSettings, charset_from_config, model_config, train_settings
 from masterocr.errors import UserError
 from masterocr.metrics import Counts
 from masterocr.train import optim
+from masterocr.train.config import TrainSettings, charset_from_config, model_config, train_settings
 from masterocr.train.schema import METRICS, SCHEMA_PATH, Trainer, ValidatedConfig, schema_text, validate_config
 from masterocr.train.schema_optim import OPTIMIZER_ARGS, SCHEDULER_ARGS
 

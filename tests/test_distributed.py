@@ -34,7 +34,7 @@ TIMEOUT = 120
 
 
 def _env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MASTEROCR_TEST_")}
+    env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", TORCHELASTIC_ERROR_FILE="")
     env.pop("TORCHELASTIC_ERROR_FILE")
     env.update({k: str(v) for k, v in extra.items()})
@@ -83,14 +83,23 @@ def _run(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def one_proc(cfg: Path, *args: str, **env) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "masterocr", "-v", "train", "-c", str(cfg), "-d", "cpu", *args]
+KILL_RUNNER = Path(__file__).with_name("_train_with_kill.py")
+
+
+def _program(kill: tuple[str, ...]) -> list[str]:
+    """`-m masterocr`, or with `kill` (the runner's options) the runner that installs the kill step callback."""
+    return [str(KILL_RUNNER), *kill, "--"] if kill else ["-m", "masterocr"]
+
+
+def one_proc(cfg: Path, *args: str, kill: tuple[str, ...] = (), **env) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, *_program(kill), "-v", "train", "-c", str(cfg), "-d", "cpu", *args]
     return _run(cmd, _env(**env))
 
 
-def torchrun(cfg: Path, *args: str, nproc: int = 2, launcher: tuple[str, ...] = (), **env):
+def torchrun(cfg: Path, *args: str, nproc: int = 2, launcher: tuple[str, ...] = (), kill: tuple[str, ...] = (),
+             **env):
     cmd = [sys.executable, "-m", "torch.distributed.run", *(launcher or ("--standalone",)),
-           "--nproc_per_node", str(nproc), "-m", "masterocr", "-v", "train", "-c", str(cfg), "-d", "cpu", *args]
+           "--nproc_per_node", str(nproc), *_program(kill), "-v", "train", "-c", str(cfg), "-d", "cpu", *args]
     return _run(cmd, _env(**env))
 
 
@@ -174,8 +183,9 @@ def test_sigterm_then_exact_resume_in_one_process(setup):
     full_run = subprocess.Popen([sys.executable, "-m", "masterocr", "train", "-c", str(root / "one_full_d.json"),
                                  "-d", "cpu"], env=_env(), stdout=subprocess.DEVNULL,
                                 stderr=(root / "one_full_d.err").open("w"))
-    stopped = one_proc(root / "one_term.json", MASTEROCR_TEST_KILL_AT_STEP=3, MASTEROCR_TEST_KILL_RANK=0,
-                       MASTEROCR_TEST_KILL_SIGNAL="TERM", MASTEROCR_TEST_KILL_MARKER=root / "one_term.marker")
+    stopped = one_proc(root / "one_term.json",
+                       kill=("--kill-at", "3", "--kill-rank", "0", "--kill-signal", "TERM",
+                             "--kill-marker", str(root / "one_term.marker")))
     ok(stopped)
     assert full_run.wait(timeout=TIMEOUT) == 0, (root / "one_full_d.err").read_text()[-4000:]
     rdir = run_dir(root / "one_term")
@@ -197,8 +207,8 @@ def test_sigterm_under_ddp_and_resume_on_one_and_two_processes(setup, ref2):
     root, words = setup
     rdir2, _ = ref2
     cfg = write_config(root / "term2.json", words, root / "term2")
-    stopped = torchrun(cfg, MASTEROCR_TEST_KILL_AT_STEP=3, MASTEROCR_TEST_KILL_RANK=1,
-                       MASTEROCR_TEST_KILL_SIGNAL="TERM", MASTEROCR_TEST_KILL_MARKER=root / "term2.marker")
+    stopped = torchrun(cfg, kill=("--kill-at", "3", "--kill-rank", "1", "--kill-signal", "TERM",
+                                  "--kill-marker", str(root / "term2.marker")))
     ok(stopped)
     rdir = run_dir(root / "term2")
     ckpt = load_checkpoint(rdir / "checkpoint-latest.pth")
@@ -248,8 +258,8 @@ def test_killed_worker_restarts_and_resumes(setup, ref2):
     root, words = setup
     cfg = write_config(root / "kill.json", words, root / "kill", save_step_interval=2)
     marker = root / "kill.marker"
-    proc = torchrun(cfg, launcher=("--standalone", "--max-restarts", "1"), MASTEROCR_TEST_KILL_AT_STEP=5,
-                    MASTEROCR_TEST_KILL_MARKER=marker)
+    proc = torchrun(cfg, launcher=("--standalone", "--max-restarts", "1"),
+                    kill=("--kill-at", "5", "--kill-marker", str(marker)))
     ok(proc)
     assert marker.exists()
     assert "test hook: rank 1 sends itself SIGKILL after step 5" in proc.stderr

@@ -22,7 +22,8 @@ from masterocr.errors import UserError
 from masterocr.formats import checkpoint as ckpt_mod
 from masterocr.formats.checkpoint import atomic_save, load_checkpoint
 from masterocr.runtime.torch import Recognizer
-from masterocr.train.trainer import Trainer
+from masterocr.train.config import run_settings
+from masterocr.train.loop import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -199,7 +200,7 @@ def test_resume_from_a_checkpoint_before_the_fused_projections_is_a_clear_error(
     _no_traceback(err)
     assert Recognizer.from_checkpoint(old).model is not None  # its weights still load for inference
     # and --finetune keeps every tensor of it (names are upgraded before they are compared)
-    trainer = Trainer(json.loads(cfg_path.read_text()), device="cpu", finetune=old)
+    trainer = Trainer(run_settings(json.loads(cfg_path.read_text())), device="cpu", finetune=old)
     own = trainer.model.state_dict()
     for key, value in fused.items():
         assert torch.equal(own[key.removeprefix("module.")], value), key
@@ -299,7 +300,7 @@ def test_nonfinite_loss_skips_then_stops_and_keeps_the_last_good_checkpoint(word
     def loss_goes_nan_after_one_step(self, images, labels):
         calls["n"] += 1
         loss = real_loss(self, images, labels)
-        return loss * float("nan") if self.step >= 1 else loss
+        return loss * float("nan") if self.state.step >= 1 else loss
 
     monkeypatch.setattr(Trainer, "_loss", loss_goes_nan_after_one_step)
     (tmp_path / "nan.json").write_text(json.dumps(cfg))

@@ -28,10 +28,10 @@ from PIL import Image  # noqa: E402
 from masterocr.assets import default_weights_path  # noqa: E402
 from masterocr.charset import Charset  # noqa: E402
 from masterocr.formats.weights import file_sha256  # noqa: E402
-from masterocr.infer.server import create_app  # noqa: E402
 from masterocr.model import build_model, get_preset  # noqa: E402
 from masterocr.runtime.base import Prediction  # noqa: E402
 from masterocr.runtime.torch import Recognizer  # noqa: E402
+from masterocr.serve.app import create_app  # noqa: E402
 
 
 def png(word: str = "cat", size: tuple[int, int] | None = None) -> bytes:
@@ -339,7 +339,7 @@ def test_model_failure_is_500_json_and_worker_survives(rec):
 
 def test_serve_without_shipped_weights_is_a_clear_user_error(monkeypatch, tmp_path):
     from masterocr.errors import UserError
-    from masterocr.infer.server import serve
+    from masterocr.serve.app import serve
 
     monkeypatch.setenv("MASTEROCR_WEIGHTS", str(tmp_path / "missing.safetensors"))
     with pytest.raises(UserError, match="no shipped weights"):
@@ -361,7 +361,7 @@ def test_int8_shipped_model_serves_the_bundled_sample():
 
 def test_serve_refuses_int8_with_a_dtype_before_loading():
     from masterocr.errors import UserError
-    from masterocr.infer.server import serve
+    from masterocr.serve.app import serve
 
     with pytest.raises(UserError, match="not both"):
         serve(port=0, int8=True, dtype="bf16")
@@ -387,7 +387,7 @@ def test_onnx_backend_serves_without_attention_maps(tmp_path):
 
 def test_serve_onnx_backend_needs_an_exported_folder(tmp_path, monkeypatch):
     from masterocr.errors import UserError
-    from masterocr.infer.server import serve
+    from masterocr.serve.app import serve
 
     monkeypatch.setenv("MASTEROCR_WEIGHTS", str(tmp_path / "mine.safetensors"))  # the shipped graphs don't apply
     with pytest.raises(UserError, match="pass --checkpoint DIR"):

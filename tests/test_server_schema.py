@@ -8,9 +8,9 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 from masterocr.charset import Charset  # noqa: E402
-from masterocr.infer.server import create_app  # noqa: E402
 from masterocr.model import MASTER, get_preset  # noqa: E402
 from masterocr.runtime.torch import Recognizer  # noqa: E402
+from masterocr.serve.app import create_app  # noqa: E402
 
 CHARSET = Charset.default()
 APP = create_app(Recognizer(MASTER(replace(get_preset("tiny"), max_len=4), len(CHARSET)), CHARSET))

@@ -2,12 +2,12 @@
 load_config."""
 
 from masterocr.charset import Charset
-from masterocr.config import load_config
 from masterocr.errors import UserError
 from masterocr.model import MASTER, MasterConfig, build_model
 from masterocr.runtime.base import Prediction
 from masterocr.runtime.select import load_recognizer
 from masterocr.runtime.torch import Recognizer
+from masterocr.train.config import load_config
 
 __version__ = "0.1.0"
 __all__ = [

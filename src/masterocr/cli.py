@@ -8,17 +8,19 @@ import logging
 import sys
 
 from masterocr.errors import UserError
+from masterocr.train.config import parse_bool
 
 log = logging.getLogger("masterocr")
 
 
 def _bool_arg(value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("true", "1", "yes", "on"):
-        return True
-    if v in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    """argparse type of the true/false options: the config's words (parse_bool), an empty value refused."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    try:
+        return parse_bool(value)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # train ------------------------------------------------------------------------------------------------------------
@@ -41,22 +43,23 @@ def add_train(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from masterocr.config import apply_overrides, load_config
+    from masterocr.train.config import apply_overrides, load_config, run_settings
 
     if args.nproc and args.nproc > 1:
         from masterocr.train.launch import launch_local
 
         return launch_local(args.nproc, args.argv)
-    cfg = apply_overrides(load_config(args.config), args.set)
+    config = apply_overrides(load_config(args.config), args.set)
     if args.local_world_size is not None:
-        cfg["local_world_size"] = args.local_world_size
-    finetune = args.finetune if args.finetune is not None else bool(cfg.get("finetune", False))
+        config["local_world_size"] = args.local_world_size
+    finetune = args.finetune if args.finetune is not None else bool(config.get("finetune", False))
     if finetune and not args.resume:
         raise UserError("--finetune needs a checkpoint: add -r path/to/checkpoint.pth")
-    from masterocr.train.trainer import train
+    settings = run_settings(config)
+    from masterocr.train.loop import train
 
     summary = train(
-        cfg,
+        settings,
         resume=None if finetune else args.resume,
         finetune=args.resume if finetune else None,
         device=args.device,
@@ -257,7 +260,7 @@ def add_serve(sub) -> None:
 
 
 def cmd_serve(args) -> int:
-    from masterocr.infer.server import serve
+    from masterocr.serve.app import serve
 
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
           max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,

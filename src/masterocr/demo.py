@@ -12,19 +12,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from PIL import Image, ImageDraw, ImageFont
+
 from masterocr.assets import default_weights_path
+from masterocr.data.folders import list_image_files
 from masterocr.data.labels import read_labels
 from masterocr.errors import UserError
 from masterocr.metrics import score
 from masterocr.runtime.torch import Recognizer
+from masterocr.train.config import run_settings
+from masterocr.train.loop import train
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
-def render_plain_word(text: str, height: int = 32):
+def _render_word(text: str, height: int = 32):
     """Black text on white with Pillow's built-in scalable font: needs no font files."""
-    from PIL import Image, ImageDraw, ImageFont
-
     font = ImageFont.load_default(size=height - 8)
     left, top, right, bottom = font.getbbox(text)
     img = Image.new("RGB", (right - left + 8, height), "white")
@@ -32,28 +35,24 @@ def render_plain_word(text: str, height: int = 32):
     return img
 
 
-def write_word_set(root: Path, words: list[str]) -> Path:
-    """root/images/NNN.png, root/gt.txt (name,label) and root/labels.jsonl ({ImageFile, Label})."""
+def _write_words(root: Path, words: list[str]) -> Path:
+    """root/images/NNN.png and root/gt.txt (name,label): a training set for the fallback."""
     (root / "images").mkdir(parents=True, exist_ok=True)
-    lines, jl = [], []
+    lines = []
     for i, w in enumerate(words):
         name = f"{i:03d}.png"
-        render_plain_word(w).save(root / "images" / name)
+        _render_word(w).save(root / "images" / name)
         lines.append(f"{name},{w}")
-        jl.append(json.dumps({"ImageFile": name, "Label": w}))
     (root / "gt.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (root / "labels.jsonl").write_text("\n".join(jl) + "\n", encoding="utf-8")
     return root
 
 
 def _fallback_recognizer(workdir: Path) -> Recognizer:
     """Train the tiny preset briefly on words rendered with Pillow's built-in font."""
-    from masterocr.train.trainer import train
-
     words = ["BEACH", "beach", "RONALDO", "NOTICE", "renard", "word", "text", "demo", "MASTER", "ocr", "2024", "Cafe"]
-    root = write_word_set(workdir / "words", words)
+    root = _write_words(workdir / "words", words)
     data = {"type": "TextDataset", "args": {"txt_file": str(root / "gt.txt"), "img_root": str(root / "images")}}
-    cfg = {
+    config = {
         "name": "demo", "run_id": "tiny", "seed": 1, "distributed": False, "augment": False,
         "model_arch": {"args": {"preset": "tiny", "decoder_kwargs": {"dropout": 0.0}}},
         "train_dataset": data, "train_loader": {"args": {"batch_size": 12, "num_workers": 0}},
@@ -62,7 +61,7 @@ def _fallback_recognizer(workdir: Path) -> Recognizer:
         "trainer": {"epochs": 100000, "max_steps": 300, "save_dir": str(workdir / "saved"), "save_period": 100000,
                     "do_validation": False, "train_num_workers": 0},
     }  # fmt: skip
-    summary = train(cfg, device="cpu")
+    summary = train(run_settings(config), device="cpu")
     return Recognizer.from_checkpoint(Path(summary["run_dir"]) / "checkpoint-latest.pth")
 
 
@@ -76,7 +75,7 @@ def run(folder: Path = SAMPLES) -> dict:
         except UserError as exc:
             print(f"{exc}\n-> training the tiny preset for a minute on generated words instead")
             rec = _fallback_recognizer(Path(tmp))
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        files, _ = list_image_files(folder)
         preds = rec.predict(files)
     labels = read_labels(folder / "labels.jsonl") if (folder / "labels.jsonl").exists() else {}
     print(f"model: {rec.weights_path}")

@@ -1,0 +1,266 @@
+"""HTTP recognition service: FastAPI app with dynamic batching, a model info endpoint and a web page.
+
+`create_app(recognizer)` builds the app; `serve(...)` loads a model and runs it with uvicorn. Requests are read
+and bounded by serve/limits.py and decoded in batches by serve/batcher.py. Bad input never gives a 500: a
+malformed request gets a 4xx with `{"error": "..."}`, an unreadable image inside a good request gets its own
+result entry with `error` set while the others are recognized.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from masterocr.data.images import MAX_PIXELS, ImageError, load_image
+from masterocr.data.transforms import preprocess
+from masterocr.errors import UserError
+from masterocr.formats.onnx_layout import META_FILE, folder_sha256
+from masterocr.formats.weights import file_sha256
+from masterocr.runtime.base import BaseRecognizer, Prediction
+from masterocr.runtime.select import load_recognizer
+from masterocr.serve.batcher import Batcher
+from masterocr.serve.limits import MiB, RequestError, RequestLimits, read_images
+
+log = logging.getLogger(__name__)
+
+
+# response schemas (documentation in /openapi.json; the handlers build plain dicts)
+class RecognitionResult(BaseModel):
+    text: str | None
+    score: float | None
+    char_scores: list[float] | None
+    attention: list[list[float]] | None = None  # only with ?attention=true: per character, H/8 x W/4 flattened
+    error: str | None
+
+
+class RecognizeResponse(BaseModel):
+    results: list[RecognitionResult]
+
+
+class ErrorResponse(BaseModel):
+    error: str
+
+
+RECOGNIZE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": RecognizeResponse},
+    400: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
+    503: {"model": ErrorResponse}, 504: {"model": ErrorResponse},
+}  # fmt: skip
+RECOGNIZE_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+    "application/json": {"schema": {"type": "object", "required": ["images"], "properties": {
+        "images": {"type": "array", "items": {"type": "string", "format": "byte"}}}}},
+}}}  # fmt: skip
+
+
+def _weights_sha256(path: Path | None) -> str | None:
+    """The weights file's SHA-256; for an exported ONNX folder, onnx_layout.folder_sha256 of its files."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir() and (path / META_FILE).is_file():
+        return folder_sha256(path)
+    return file_sha256(path) if path.is_file() else None
+
+
+def _index_html() -> str:
+    return resources.files("masterocr.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+
+
+def model_info(recognizer: BaseRecognizer, serving: dict) -> dict:
+    """What /v1/model answers: the model's config, charset, input, weights file and the serving limits."""
+    cfg = recognizer.cfg
+    weights_path = recognizer.weights_path
+    return {
+        "config": cfg.to_dict(),
+        "charset": {"keys": recognizer.charset.keys, "size": len(recognizer.charset.keys),
+                    "case_sensitive": recognizer.charset.case_sensitive},
+        "input": {"height": cfg.img_h, "width": cfg.img_w, "channels": cfg.in_channels,
+                  "keep_ratio": cfg.keep_ratio},
+        "attention_grid": {"height": cfg.img_h // 8, "width": cfg.img_w // 4},
+        "checkpoint": str(weights_path) if weights_path else None,
+        "variant": recognizer.variant,
+        "sha256": _weights_sha256(weights_path),
+        "parameters": recognizer.num_parameters,
+        "device": str(recognizer.device),
+        "backend": recognizer.backend,
+        "attention_maps": recognizer.supports_attention,
+        "serving": serving,
+    }
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error, ours or the framework's, answers `{"error": message}`."""
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
+        return _error(422, "; ".join(parts) or "invalid request")
+
+
+def _add_info_routes(app: FastAPI, info: dict, page: str) -> None:
+    @app.get("/healthz", summary="liveness")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/v1/model", summary="the loaded model: config, charset, input size, checkpoint and its sha256")
+    async def model() -> dict:
+        return info
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page)
+
+
+def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int
+                   ) -> list[torch.Tensor | str]:
+    """Each image as the model's input tensor, or the message saying why it cannot be read."""
+    cfg = recognizer.cfg
+    out: list[torch.Tensor | str] = []
+    for name, data in images:
+        try:
+            image = load_image(data, name=name, max_pixels=max_pixels)
+            out.append(preprocess(image, cfg.img_h, cfg.img_w, cfg.in_channels, cfg.keep_ratio))
+        except (ImageError, UserError) as exc:
+            out.append(str(exc))
+        except Exception as exc:  # never let one odd file 500 the whole request
+            out.append(f"{name}: cannot read image ({type(exc).__name__}: {exc})")
+    return out
+
+
+def result_entries(prepared: list[torch.Tensor | str], preds: list[Prediction], attention: bool) -> list[dict]:
+    """One response entry per image, in request order: the prediction, or the image's error."""
+    results, it = [], iter(preds)
+    for p in prepared:
+        if isinstance(p, str):
+            results.append({"text": None, "score": None, "char_scores": None, "error": p})
+            continue
+        pred = next(it)
+        entry = {"text": pred.text, "score": pred.score, "char_scores": pred.char_scores}
+        if attention:
+            entry["attention"] = (
+                None if pred.attention is None else [[round(float(w), 5) for w in row] for row in pred.attention]
+            )
+        entry["error"] = None
+        results.append(entry)
+    return results
+
+
+async def _decode(batcher: Batcher, tensors: list[torch.Tensor], attention: bool, timeout_s: float
+                  ) -> list[Prediction]:
+    """Queue the tensors and wait for their predictions: 504 past `timeout_s`, a JSON 500 when the model fails."""
+    futures = batcher.submit(tensors, attention) if tensors else []
+    try:
+        return await asyncio.wait_for(asyncio.gather(*futures), timeout_s) if futures else []
+    except asyncio.TimeoutError:
+        for f in futures:
+            f.cancel()
+        raise RequestError(504, f"recognition took longer than {timeout_s} s; retry later") from None
+    except Exception:  # the model failed (logged by the worker): a JSON 500, the worker goes on
+        raise RequestError(500, "internal error") from None
+
+
+def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batcher, limits: RequestLimits,
+                         request_timeout_s: float) -> None:
+    @app.post("/v1/recognize", summary="recognize the text of one or more word images", response_model=None,
+              responses=RECOGNIZE_RESPONSES, openapi_extra=RECOGNIZE_BODY)
+    async def recognize(
+        request: Request,
+        attention: bool = Query(False, description="add per-character cross-attention maps (H/8 x W/4)"),
+    ) -> JSONResponse:
+        images = await read_images(request, limits)
+        prepared = await run_in_threadpool(prepare_images, recognizer, images, limits.max_pixels)
+        tensors = [p for p in prepared if isinstance(p, torch.Tensor)]
+        # the ONNX backend has no attention output: its entries then carry "attention": null
+        preds = await _decode(batcher, tensors, attention and recognizer.supports_attention, request_timeout_s)
+        return JSONResponse({"results": result_entries(prepared, preds, attention)})
+
+
+def create_app(
+    recognizer: BaseRecognizer,
+    *,
+    max_batch: int = 32,
+    max_wait_ms: float = 5.0,
+    max_queue: int = 256,
+    max_images_per_request: int = 64,
+    max_request_bytes: int = 20 * MiB,
+    max_pixels: int = MAX_PIXELS,
+    request_timeout_s: float = 30.0,
+) -> FastAPI:
+    """The recognition service around `recognizer` (see the module docstring)."""
+    batcher = Batcher(recognizer, max_batch, max_wait_ms, max_queue)
+    limits = RequestLimits(max_images_per_request, max_request_bytes, max_pixels)
+    serving = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue,
+               "max_images_per_request": max_images_per_request, "max_request_bytes": max_request_bytes,
+               "max_pixels": max_pixels, "request_timeout_s": request_timeout_s}
+    info = model_info(recognizer, serving)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = FastAPI(title="masterocr", version="1", lifespan=lifespan,
+                  description="MASTER scene-text recognition: send word crops, get text, scores and attention.")
+    app.state.batcher = batcher
+    app.state.recognizer = recognizer
+    _add_error_handlers(app)
+    _add_info_routes(app, info, _index_html())
+    _add_recognize_route(app, recognizer, batcher, limits, request_timeout_s)
+    return app
+
+
+def serve(
+    checkpoint: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_batch: int = 32,
+    max_wait_ms: float = 5.0,
+    device: str = "cpu",
+    int8: bool = False,
+    dtype: str = "fp32",
+    backend: str = "torch",
+    threads: int | None = None,
+    **kwargs: Any,
+) -> None:
+    """Load `checkpoint` (None = the shipped weights; UserError when absent) and serve it with uvicorn.
+
+    `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`; `backend="onnx"` serves
+    a folder written by `masterocr export` (None: the shipped int8 graphs) on onnxruntime (faster on CPU at
+    small batches, no attention maps);
+    `threads` as in `load_recognizer`."""
+    import uvicorn  # optional extra (serve)
+
+    recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads)
+    app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("binding %s: the service has no authentication; anyone who can reach it can use it", host)
+    uvicorn.run(app, host=host, port=port, log_level="info")

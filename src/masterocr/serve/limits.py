@@ -1,0 +1,156 @@
+"""Reading a recognition request: its body, its images (multipart or base64 JSON) and the limits on both.
+
+Every limit is checked before the work it bounds: the body size from Content-Length before reading and again
+while reading, the image count before decoding any base64 or form file, the pixel count from the image header
+before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from PIL import Image
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from masterocr.data.images import MAX_PIXELS
+
+MiB = 1024 * 1024
+CONTENT_TYPES = ("multipart/form-data", "application/json")
+
+
+class RequestError(Exception):
+    """A malformed request: answered with `status` and `{"error": message}`."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one request may carry."""
+
+    max_images_per_request: int = 64
+    max_request_bytes: int = 20 * MiB
+    max_pixels: int = MAX_PIXELS  # per image, from its header
+
+
+def pixel_count(data: bytes) -> int | None:
+    """Width*height from the image header (nothing decoded); None when Pillow cannot open it."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+            return w * h
+    except Exception:
+        return None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) from Content-Length before reading and again while reading."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            n = int(length)
+        except ValueError:
+            raise RequestError(400, f"bad Content-Length header {length!r}") from None
+        if n > limit:
+            raise RequestError(413, f"request body is {n} bytes, more than the limit of {limit}; send fewer images")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise RequestError(413, f"request body is more than the limit of {limit} bytes; send fewer images")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_base64(value: Any, index: int) -> bytes:
+    """The bytes of `images[index]` of a JSON request: plain base64 or a data URL."""
+    if not isinstance(value, str):
+        raise RequestError(400, f"images[{index}] is not a string; send base64-encoded image files")
+    if value.startswith("data:") and "," in value:  # data URL: data:image/png;base64,....
+        value = value.split(",", 1)[1]
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(400, f"images[{index}] is not valid base64") from None
+
+
+def _check_count(count: int, limits: RequestLimits) -> None:
+    if count > limits.max_images_per_request:
+        raise RequestError(413, f"{count} images, more than the limit of {limits.max_images_per_request} "
+                                "per request; split the request")
+
+
+def json_images(body: bytes, limits: RequestLimits) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each image of a JSON body `{"images": [base64, ...]}`."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError(400, "body is not valid JSON; send {\"images\": [base64, ...]}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise RequestError(400, "JSON body needs an \"images\" list of base64-encoded image files")
+    raw = doc["images"]
+    _check_count(len(raw), limits)
+    return [(f"images[{i}]", decode_base64(v, i)) for i, v in enumerate(raw)]
+
+
+async def multipart_images(request: Request, body: bytes, limits: RequestLimits) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each 'file' field of a multipart body already read into `body`."""
+
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form_request = Request(request.scope, receive=replay)
+    try:
+        form = await form_request.form(max_files=limits.max_images_per_request + 1, max_fields=1000,
+                                       max_part_size=limits.max_request_bytes)
+    except StarletteHTTPException as exc:
+        raise RequestError(400, f"malformed multipart body: {exc.detail}") from None
+    except Exception as exc:
+        raise RequestError(400, f"malformed multipart body: {exc}") from None
+    images: list[tuple[str, bytes]] = []
+    try:
+        files = form.getlist("file")
+        _check_count(len(files), limits)
+        for i, f in enumerate(files):
+            if isinstance(f, str):
+                raise RequestError(400, f"field 'file' #{i} is text, not a file upload")
+            images.append((f.filename or f"file[{i}]", await f.read()))
+    finally:
+        await form.close()
+    return images
+
+
+def check_pixels(images: list[tuple[str, bytes]], max_pixels: int) -> None:
+    """413 for the first image whose header claims more than `max_pixels` pixels."""
+    for name, data in images:
+        n = pixel_count(data)
+        if n is not None and n > max_pixels:
+            raise RequestError(413, f"{name}: image has {n} pixels, more than the limit of {max_pixels}; shrink it")
+
+
+async def read_images(request: Request, limits: RequestLimits) -> list[tuple[str, bytes]]:
+    """The images of a recognition request as (name, bytes), every limit checked; RequestError otherwise."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in CONTENT_TYPES:
+        raise RequestError(415, f"unsupported content type {ctype or '(none)'!r}; send multipart/form-data "
+                                "with 'file' fields or application/json {\"images\": [base64, ...]}")
+    body = await read_body(request, limits.max_request_bytes)
+    if ctype == "application/json":
+        images = json_images(body, limits)
+    else:
+        images = await multipart_images(request, body, limits)
+    if not images:
+        raise RequestError(400, "no images: send one or more multipart 'file' fields or a non-empty "
+                                "JSON \"images\" list")
+    check_pixels(images, limits.max_pixels)
+    return images

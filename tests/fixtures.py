@@ -1,0 +1,32 @@
+"""Test data built here, so the tests need no files from outside the repository: word crops drawn with Pillow's
+built-in font and labelled word sets in the layouts the readers expect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+
+def render_word(text: str, height: int = 32) -> Image.Image:
+    """Black text on white with Pillow's built-in scalable font: needs no font files."""
+    font = ImageFont.load_default(size=height - 8)
+    left, top, right, bottom = font.getbbox(text)
+    img = Image.new("RGB", (right - left + 8, height), "white")
+    ImageDraw.Draw(img).text((4 - left, (height - (bottom - top)) // 2 - top), text, fill="black", font=font)
+    return img
+
+
+def write_word_set(root: Path, words: list[str]) -> Path:
+    """root/images/NNN.png, root/gt.txt (name,label) and root/labels.jsonl ({ImageFile, Label})."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    lines, jl = [], []
+    for i, w in enumerate(words):
+        name = f"{i:03d}.png"
+        render_word(w).save(root / "images" / name)
+        lines.append(f"{name},{w}")
+        jl.append(json.dumps({"ImageFile": name, "Label": w}))
+    (root / "gt.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "labels.jsonl").write_text("\n".join(jl) + "\n", encoding="utf-8")
+    return root
