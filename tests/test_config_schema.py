@@ -334,3 +334,18 @@ def _get(cfg: dict, path: str) -> Any:
     for part in path.split("."):
         cfg = cfg[part]
     return cfg
+
+
+def test_train_check_validates_and_exits_without_training(tmp_path, capsys):
+    from masterocr.cli import main
+
+    assert main(["train", "-c", "configs/synth_cpu.json", "--check"]) == 0
+    assert "the config is valid" in capsys.readouterr().out
+    bad = json.loads(Path("configs/synth_cpu.json").read_text())
+    bad["trainer"]["save_dir"] = str(tmp_path / "runs")
+    bad["train_loader"]["args"]["batch_size"] = "abc"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    assert main(["train", "-c", str(path), "--check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train_loader.args.batch_size" in err and "\n" not in err and not (tmp_path / "runs").exists()

@@ -39,23 +39,31 @@ def add_train(sub) -> None:
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--nproc", type=int, default=None,
                    help="launch N processes on this machine through torchrun's launcher")
+    p.add_argument("--check", action="store_true",
+                   help="validate the config (docs/config.schema.json) and its settings, then exit without training")
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
     from masterocr.train.config import apply_overrides, load_config, run_settings
+    from masterocr.train.schema import validate_config
 
-    if args.nproc and args.nproc > 1:
+    if args.nproc and args.nproc > 1 and not args.check:
         from masterocr.train.launch import launch_local
 
         return launch_local(args.nproc, args.argv)
     config = apply_overrides(load_config(args.config), args.set)
+    source = f"{args.config} with --set" if args.set else args.config
+    validate_config(config, source, training=True, warn=bool(args.set))  # the file alone was checked on loading
     if args.local_world_size is not None:
         config["local_world_size"] = args.local_world_size
     finetune = args.finetune if args.finetune is not None else bool(config.get("finetune", False))
     if finetune and not args.resume:
         raise UserError("--finetune needs a checkpoint: add -r path/to/checkpoint.pth")
     settings = run_settings(config)
+    if args.check:
+        print(f"{args.config}: the config is valid ({len(settings.charset)} symbols, d_model {settings.cfg.d_model})")
+        return 0
     from masterocr.train.loop import train
 
     summary = train(

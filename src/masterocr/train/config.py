@@ -17,6 +17,7 @@ from typing import Any
 from masterocr.charset import Charset
 from masterocr.errors import UserError
 from masterocr.model import MasterConfig, get_preset
+from masterocr.train.schema import validate_config
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def load_config(path: str | Path) -> dict:
         raise UserError(f"config {path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
     if not isinstance(config, dict):
         raise UserError(f"config {path} must hold a JSON object at the top level")
+    validate_config(config, path)  # types, ranges and required arguments, before anything is built
     config.setdefault("_path", str(path))
     return config
 
@@ -213,8 +215,7 @@ def train_settings(config: dict) -> TrainSettings:
     for key, value in {**top, **trainer_section}.items():
         if key in ignored:
             continue
-        if not hasattr(result, key):
-            log.warning("config: ignoring unknown trainer option %r", key)
+        if not hasattr(result, key):  # validate_config has warned about it, with the closest known name
             continue
         default = getattr(TrainSettings(), key)
         if value is not None and isinstance(default, bool):
