@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 
 from masterocr.data.labels import read_labels
-from masterocr.data.synth.dataset import heldout_set
+from masterocr.data.synth.dataset import evaluation_set
 from masterocr.data.synth.families import font_family
 from masterocr.metrics import Counts, format_table
 from masterocr.runtime.torch import Recognizer
@@ -142,7 +142,7 @@ def synthetic_words(
     """Rendered words, their labels and font families. "heldout": fonts the training split never saw (the
     split is by family); "train": the training fonts, rendered the same way. `font_dirs`: where the fonts lie
     (None: the system's)."""
-    ds = heldout_set(rec.charset, rec.cfg, count, seed, fonts=fonts, font_dirs=font_dirs)
+    ds = evaluation_set(rec.charset, rec.cfg, count, seed, fonts=fonts, font_dirs=font_dirs)
     samples = ds.rendered()
     images, golds = [image for image, _, _ in samples], [label for _, label, _ in samples]
     families = [font_family(font) for _, _, font in samples]

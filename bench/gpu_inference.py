@@ -19,13 +19,13 @@ import time
 import torch
 
 from masterocr import Recognizer
-from masterocr.data.synth.dataset import heldout_set
+from masterocr.data.synth.dataset import evaluation_set
 from masterocr.metrics import format_table, score
 
 
 def heldout_words(rec: Recognizer, count: int, seed: int, font_dirs: list[str] | None = None) -> tuple[list, list[str]]:
     """bench/accuracy.py's held-out synthetic words (same seed and count: the same images and labels)."""
-    samples = heldout_set(rec.charset, rec.cfg, count, seed, font_dirs=font_dirs).rendered()
+    samples = evaluation_set(rec.charset, rec.cfg, count, seed, font_dirs=font_dirs).rendered()
     return [image for image, _, _ in samples], [label for _, label, _ in samples]
 
 

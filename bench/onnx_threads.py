@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from masterocr import Recognizer
-from masterocr.data.synth.dataset import heldout_set
+from masterocr.data.synth.dataset import evaluation_set
 from masterocr.formats.onnx_layout import default_onnx_path
 from masterocr.metrics import format_table
 from masterocr.runtime.onnx import SMALL_BATCH, OnnxRecognizer
@@ -34,7 +34,7 @@ from masterocr.runtime.onnx import SMALL_BATCH, OnnxRecognizer
 
 def heldout_words(rec: Recognizer, count: int, seed: int, font_dirs: list[str] | None = None) -> tuple[list, list[str]]:
     """bench/accuracy.py's held-out synthetic words (same seed and count: the same images and labels)."""
-    samples = heldout_set(rec.charset, rec.cfg, count, seed, font_dirs=font_dirs).rendered()
+    samples = evaluation_set(rec.charset, rec.cfg, count, seed, font_dirs=font_dirs).rendered()
     return [image for image, _, _ in samples], [label for _, label, _ in samples]
 
 

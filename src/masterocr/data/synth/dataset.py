@@ -113,7 +113,7 @@ class SynthDataset(torch.utils.data.Dataset):
 
 
 
-def heldout_set(
+def evaluation_set(
     charset: Charset,
     cfg: MasterConfig,
     count: int,
@@ -121,8 +121,9 @@ def heldout_set(
     fonts: str = "heldout",
     font_dirs: Sequence[str | Path] | None = None,
 ) -> SynthDataset:
-    """A fixed set of `count` words for a model of `cfg` in the `fonts` split ("heldout": families the training
-    split never saw): the benchmarks' held-out words, the same for the same seed and count."""
+    """A fixed set (`training=False`) of `count` words for a model of `cfg`, drawn in the `fonts` split ("heldout":
+    families the training split never saw; "train": the training fonts): the benchmarks' words, the same for the
+    same seed and count."""
     return SynthDataset(
         charset=charset,
         img_h=cfg.img_h,
