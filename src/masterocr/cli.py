@@ -46,6 +46,7 @@ def add_train(sub) -> None:
 
 def cmd_train(args) -> int:
     from masterocr.train.config import apply_overrides, load_config, run_settings
+    from masterocr.train.preflight import check_run, dataset_sizes
     from masterocr.train.schema import validate_config
 
     if args.nproc and args.nproc > 1 and not args.check:
@@ -61,8 +62,12 @@ def cmd_train(args) -> int:
     if finetune and not args.resume:
         raise UserError("--finetune needs a checkpoint: add -r path/to/checkpoint.pth")
     settings = run_settings(config)
+    params = check_run(settings, source, resume=None if finetune else args.resume,
+                       finetune=args.resume if finetune else None)
     if args.check:
-        print(f"{args.config}: the config is valid ({len(settings.charset)} symbols, d_model {settings.cfg.d_model})")
+        sizes = dataset_sizes(settings)
+        print(f"{args.config}: the config is valid: model {params / 1e6:.2f}M parameters "
+              f"(d_model {settings.cfg.d_model}, {len(settings.charset)} classes); {sizes}")
         return 0
     from masterocr.train.loop import train
 

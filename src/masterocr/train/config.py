@@ -134,7 +134,7 @@ def model_config(config: dict) -> MasterConfig:
             return get_preset(preset, **overrides)
         return MasterConfig(**overrides)
     except (ValueError, TypeError) as exc:
-        raise UserError(f"model_arch in {config.get('_path', 'the config')}: {exc}") from exc
+        raise UserError(f"{config.get('_path', 'the config')}: model_arch: {exc}") from exc
 
 
 def charset_from_config(config: dict, base_dir: Path | None = None) -> Charset:
