@@ -168,6 +168,14 @@ CONFIG_CASES = [
     # the model the config implies, built on the meta device
     ("nhead does not divide d_model", "model_arch.args.common_kwargs.multiheads", 3, "not divisible by nhead 3"),
     ("last width differs from d_model", "model_arch.args.widths", [8, 16, 32, 32, 64, 96], "must equal d_model"),
+    ("image too small for the backbone", "model_arch.args", {"preset": "tiny", "img_h": 8, "img_w": 4},
+     "model_arch: a 8x4 image does not fit the model"),
+    ("context heads do not split the channels", "model_arch.args.backbone_kwargs",
+     {"gcb_kwargs": {"headers": 64}}, "cannot be built: GCA: 32 channels do not split into 64 headers"),
+    ("a model larger than any memory here", "model_arch.args",
+     {"preset": "tiny", "widths": [8, 16, 32, 32, 64, 100000],
+      "common_kwargs": {"model_size": 100000, "multiheads": 1}},
+     "parameters: weights, gradients and optimizer state need 53"),
 ]  # fmt: skip
 
 

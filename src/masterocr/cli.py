@@ -65,7 +65,7 @@ def cmd_train(args) -> int:
     params = check_run(settings, source, resume=None if finetune else args.resume,
                        finetune=args.resume if finetune else None)
     if args.check:
-        sizes = dataset_sizes(settings)
+        sizes = dataset_sizes(settings, source)
         print(f"{args.config}: the config is valid: model {params / 1e6:.2f}M parameters "
               f"(d_model {settings.cfg.d_model}, {len(settings.charset)} classes); {sizes}")
         return 0
