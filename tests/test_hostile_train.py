@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from masterocr.cli import main
+from masterocr.data.lmdb import lmdb_from_labels
 
 WORDS = ["cab", "bad", "ace", "dab"]
 DELETE = object()  # a mutation value: remove the key
@@ -37,6 +38,7 @@ def world(tmp_path_factory) -> Path:
     (root / "plain.txt").write_text("not a folder\n")
     (root / "empty").mkdir()
     os.mkfifo(root / "fifo")
+    lmdb_from_labels(root / "gt.txt", root / "images", root / "lmdbs" / "one")
     return root
 
 
@@ -276,8 +278,18 @@ def test_an_unknown_key_is_warned_about_with_the_closest_name_and_check_passes(w
     assert warnings == [f"{tmp_path / 'config.json'}: {hint}"]
 
 
-def test_labels_entirely_outside_the_vocabulary_are_counted_in_one_warning(world, tmp_path, caplog):
+SETS = {
+    "txt": lambda w: {"type": "TextDataset", "args": {"txt_file": f"{w}/gt.txt", "img_root": f"{w}/images"}},
+    "jsonl": lambda w: {"type": "JsonlDataset", "args": {"jsonl_file": f"{w}/labels.jsonl", "img_root": f"{w}/images"}},
+    "lmdb": lambda w: {"type": "LmdbDataset", "args": {"root": f"{w}/lmdbs/one"}},
+    "hierarchy": lambda w: {"type": "hierarchy_dataset", "args": {"lmdb_dir_root": f"{w}/lmdbs"}},
+}
+
+
+@pytest.mark.parametrize("kind", SETS)
+def test_labels_entirely_outside_the_vocabulary_are_counted_in_one_warning(world, tmp_path, caplog, kind):
     cfg = mutate(base(world, tmp_path), "charset.keys", "xyz")
+    cfg["train_dataset"] = SETS[kind](world)
     with caplog.at_level(logging.WARNING):
         assert main(run_cli(tmp_path, cfg, "--check")) == 0
     [line] = [r.getMessage() for r in caplog.records if "no character in the charset" in r.getMessage()]

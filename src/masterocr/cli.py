@@ -40,7 +40,8 @@ def add_train(sub) -> None:
     p.add_argument("--nproc", type=int, default=None,
                    help="launch N processes on this machine through torchrun's launcher")
     p.add_argument("--check", action="store_true",
-                   help="validate the config (docs/config.schema.json) and its settings, then exit without training")
+                   help="validate the config (docs/config.schema.json), its dataset paths, save_dir, -r and the "
+                        "model (built on the meta device), read the label files, print a summary and exit")
     p.set_defaults(func=cmd_train)
 
 

@@ -9,15 +9,35 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 
+import lmdb
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from masterocr.charset import Charset
+from masterocr.data.datasets import LmdbDataset
+from masterocr.data.lmdb import open_lmdb
 
 log = logging.getLogger("masterocr.train")
 
+LMDB_LABELS = 200_000  # labels read from each LMDB for the count (a second pass over a huge set costs time)
+
+
+def _lmdb_labels(dataset: LmdbDataset) -> Iterator[str]:
+    """The first LMDB_LABELS kept labels of an LMDB (cleaned as the dataset cleans them); a damaged record
+    ends the walk (the dataset's reader reports it)."""
+    try:
+        with open_lmdb(dataset.root).begin() as txn:
+            for idx in dataset.indices[:LMDB_LABELS]:
+                raw = txn.get(b"label-%09d" % int(idx))
+                if raw is not None:
+                    yield dataset.charset.clean(raw.decode("utf-8", errors="replace"))
+    except lmdb.Error:
+        return
+
 
 def _labels(dataset: Dataset) -> Iterator[str] | None:
-    """The labels of a dataset that keeps them in memory (label-file sets and concatenations of them)."""
+    """The labels of a labelled dataset (label files, LMDBs and concatenations of them); None for others."""
+    if isinstance(dataset, LmdbDataset):
+        return _lmdb_labels(dataset)
     if isinstance(dataset, Subset):
         inner = getattr(dataset.dataset, "labels", None)
         return (inner[i] for i in dataset.indices) if isinstance(inner, list) else None
@@ -40,7 +60,7 @@ def outside_vocabulary(labels: Iterable[str], charset: Charset) -> tuple[int, in
 
 def warn_outside_vocabulary(dataset: Dataset, charset: Charset, where: str = "train_dataset") -> int | None:
     """Log one warning when some labels of `dataset` lie entirely outside the charset; returns their count
-    (None when the dataset does not keep its labels in memory, e.g. LMDB or synthetic sets)."""
+    (None for a set without stored labels, e.g. synthetic words drawn from the charset itself)."""
     labels = _labels(dataset)
     if labels is None:
         return None
