@@ -37,6 +37,7 @@ def world(tmp_path_factory) -> Path:
     write_word_set(root, WORDS)
     (root / "plain.txt").write_text("not a folder\n")
     (root / "empty").mkdir()
+    (root / "empty_keys.txt").write_text("\n")
     os.mkfifo(root / "fifo")
     lmdb_from_labels(root / "gt.txt", root / "images", root / "lmdbs" / "one")
     return root
@@ -133,6 +134,8 @@ CONFIG_CASES = [
     ("charset list", "charset", ["a"], 'charset = ["a"]: must be an object'),
     ("empty keys", "charset.keys", "", 'charset.keys = "": must not be empty'),
     ("keys and keys_file", "charset.keys_file", "keys.txt", "give keys or keys_file, not both"),
+    ("keys_file empty", "charset", {"keys_file": f"{W}/empty_keys.txt"}, "the charset is empty"),
+    ("keys_file missing", "charset", f"{W}/no_keys.txt", "cannot read charset file"),
     ("model_arch.args string", "model_arch.args", "tiny", 'model_arch.args = "tiny": must be an object'),
     ("model_arch.args list", "model_arch.args", [], "model_arch.args = []: must be an object"),
     ("multiheads 0", "model_arch.args.common_kwargs.multiheads", 0, "common_kwargs.multiheads = 0: must be >= 1"),

@@ -18,6 +18,7 @@ from masterocr.charset import Charset
 from masterocr.errors import UserError
 from masterocr.model import MasterConfig, get_preset
 from masterocr.train.schema import validate_config
+from masterocr.train.schema_errors import show
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,11 @@ def charset_from_config(config: dict, base_dir: Path | None = None) -> Charset:
         path = Path(spec["keys_file"])
         if not path.is_absolute() and base_dir is not None and not path.exists():
             path = base_dir / path
-        return Charset.from_file(path, **kwargs)
+        try:
+            return Charset.from_file(path, **kwargs)
+        except UserError as exc:  # the keys file's own message, with the config and the field that named it
+            where = f"{config.get('_path', 'the config')}: charset.keys_file = {show(str(path))}"
+            raise UserError(f"{where}: {exc}") from None
     return Charset.default(**kwargs)
 
 
