@@ -3,7 +3,8 @@
 `check_run` is cheap: dataset paths are checked for being the kind their dataset type reads (a label file, a
 folder, an LMDB folder holding data.mdb), save_dir for being a writable folder, the resume checkpoint for being
 a regular file, and the model the config implies is built on torch's "meta" device (shapes, no memory) and run
-once on a meta batch, so a size that does not fit fails here in one line instead of after the data is loaded.
+once on a meta batch, so a size that does not fit fails here in one line instead of after the data is loaded;
+a model whose weights, gradients and optimizer state exceed every memory of the machine is refused too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from masterocr.train.schema_errors import one_line, show
 from masterocr.train.setup import dataset_kwargs
 from masterocr.train.vocab import warn_outside_vocabulary
 
+log = logging.getLogger("masterocr.train")
+
 # (argument, kind) of the paths each dataset type reads; kind: "file", "dir" or "lmdb"
 _PATHS = {
     "TextDataset": (("txt_file", "file"), ("img_root", "dir")),
@@ -32,8 +35,6 @@ _PATHS = {
     "LmdbDataset": (("root", "lmdb"), ("lmdb_dir_root", "lmdb")),
     "hierarchy_dataset": (("lmdb_dir_root", "dir"),),
 }
-log = logging.getLogger("masterocr.train")
-
 _WHAT = {"file": "a label file", "dir": "a folder", "lmdb": "an LMDB folder (holding data.mdb)"}
 
 
