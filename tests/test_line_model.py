@@ -1,0 +1,164 @@
+"""The variable-width line model: padding masked, long cached decoding, the width-bounded number of steps."""
+
+import math
+
+import pytest
+import torch
+
+from masterocr.charset import EOS, SOS, Charset
+from masterocr.model import build_model, get_preset
+from masterocr.model.master import MIN_CHAR_WIDTH, STEPS_EXTRA, step_bound
+
+CHARSET = Charset.default()
+# the line preset's shape and options with tiny widths: fast enough to decode 150 steps on a CPU
+LINE_TINY = get_preset(
+    "line", widths=(8, 16, 32, 32, 64, 64), blocks=(1, 1, 1, 1), d_model=64, nhead=4, d_ff=256,
+    num_decoder_layers=2, img_w=800, gca_headers=2,
+)  # fmt: skip
+
+
+def _randomize_bn(model, seed=1):
+    """Non-trivial BatchNorm statistics: with the defaults a padded column's activations would stay near 0."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+
+
+def _model(cfg=LINE_TINY, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(cfg, CHARSET).eval()
+    _randomize_bn(model)
+    return model
+
+
+def _pad(lines, width):
+    """Right-pad (1, H, w) lines to `width` with noise: masking must make the padding's content irrelevant."""
+    g = torch.Generator().manual_seed(7)
+    out = torch.randn(len(lines), 1, lines[0].size(-2), width, generator=g) * 3
+    for i, x in enumerate(lines):
+        out[i, :, :, : x.size(-1)] = x
+    return out, torch.tensor([x.size(-1) for x in lines])
+
+
+def _alone(x):
+    """One line padded (with zeros) only to the backbone's stride, as the recognizer batches it alone."""
+    width = math.ceil(x.size(-1) / 4) * 4
+    out = torch.zeros(1, 1, x.size(-2), width)
+    out[..., : x.size(-1)] = x
+    return out, torch.tensor([x.size(-1)])
+
+
+@torch.inference_mode()
+def test_a_lines_logits_and_text_are_the_same_alone_and_in_a_padded_batch_of_wider_lines():
+    model = _model()
+    g = torch.Generator().manual_seed(0)
+    lines = [torch.randn(1, 32, w, generator=g) for w in (203, 517, 798)]
+    batch, widths = _pad(lines, 800)
+    targets = CHARSET.encode_batch(["a line of text", "another", "x"], 20)
+    batch_logits = model(batch, targets, widths)
+    batch_out = model.decode(batch, max_len=30, widths=widths)
+    for i, line in enumerate(lines):
+        x, w = _alone(line)
+        alone = model(x, targets[i : i + 1], w)
+        assert torch.allclose(alone[0], batch_logits[i], atol=1e-4), (i, (alone[0] - batch_logits[i]).abs().max())
+        out = model.decode(x, max_len=30, widths=w)
+        n = out.tokens.size(1)
+        assert torch.equal(out.tokens[0], batch_out.tokens[i, :n])
+        assert CHARSET.decode(out.tokens[0]) == CHARSET.decode(batch_out.tokens[i])
+    # without the widths the padding's noise reaches the valid columns: the masking is what makes them equal
+    unmasked = model(batch, targets)
+    x, w = _alone(lines[0])
+    assert not torch.allclose(model(x, targets[:1], w)[0], unmasked[0], atol=1e-2)
+
+
+@torch.inference_mode()
+def test_the_line_preset_itself_masks_padding():
+    model = _model(get_preset("line", img_w=400))
+    g = torch.Generator().manual_seed(1)
+    lines = [torch.randn(1, 32, w, generator=g) for w in (90, 400)]
+    batch, widths = _pad(lines, 400)
+    targets = CHARSET.encode_batch(["ab", "cd"], 4)
+    x, w = _alone(lines[0])
+    assert torch.allclose(model(x, targets[:1], w)[0], model(batch, targets, widths)[0], atol=1e-4)
+
+
+@torch.inference_mode()
+def test_cached_decoding_matches_full_recompute_step_by_step_over_150_tokens():
+    model = _model()
+    assert model.cfg.max_len >= 160 and model.token_pos.pe.size(0) >= 161
+    g = torch.Generator().manual_seed(2)
+    lines = [torch.randn(1, 32, w, generator=g) for w in (800, 640)]
+    batch, widths = _pad(lines, 800)
+    with torch.no_grad():
+        model.generator.bias[EOS] = -1e4  # never end: every row runs the full 150 steps
+    out = model.decode(batch, max_len=150, widths=widths, suppress_eos=True)
+    assert out.tokens.shape == (2, 151)
+    ref = model.decode(batch, max_len=150, widths=widths, suppress_eos=True, use_cache=False)
+    assert torch.equal(out.tokens, ref.tokens)
+    # logits at every step: the cached fast path against a full recompute of the prefix
+    memory = model.encode(batch, widths)
+    mem_kv, mask = model.memory_kv(memory), model.memory_mask(batch, widths)
+    shape = (2, model.cfg.nhead, 151, model.cfg.d_model // model.cfg.nhead)
+    caches = [(torch.empty(shape), torch.empty(shape)) for _ in model.decoder]
+    prefix = torch.cat([torch.full((2, 1), SOS), out.tokens], 1)
+    worst = 0.0
+    for step in range(151):
+        cached = model._cached_step(prefix[:, step], mem_kv, caches, step, mask)
+        full, _, _ = model.decode_step(prefix[:, : step + 1], mem_kv, None, 0, False, mask)
+        worst = max(worst, float((cached - full).abs().max()))
+    assert worst < 1e-4, worst
+    teacher = model(batch, prefix, widths)  # the training path sees the same logits
+    full, _, _ = model.decode_step(prefix[:, :151], mem_kv, None, 0, False, mask)
+    assert torch.allclose(teacher[:, 150], full, atol=1e-4)
+
+
+def test_step_bound_follows_the_width():
+    cols = torch.tensor([1, 32, 100, 400])
+    bound = step_bound(cols, 32, 200)
+    per_column = 4 / (MIN_CHAR_WIDTH * 32)
+    assert bound.tolist() == [min(200, math.ceil(c * per_column) + STEPS_EXTRA) for c in cols.tolist()]
+    assert bound[-1] == 200  # a full 1,600 px line may hold max_len characters
+    assert step_bound(torch.tensor([32]), 32, 25).item() == 25  # a 32x128 word crop: max_len rules
+
+
+def _runaway(model):
+    """`model` with an EOS that never wins: decoding can only stop at the bound."""
+    with torch.no_grad():
+        model.generator.bias[EOS] = -1e4
+    return model
+
+
+def _random_weights(seed):
+    torch.manual_seed(seed)
+    model = build_model(LINE_TINY, CHARSET).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    return model
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: build_model(LINE_TINY, CHARSET).eval(), lambda: _random_weights(3)],
+    ids=["untrained", "random-weights"],
+)
+@torch.inference_mode()
+def test_a_blank_or_noise_line_gets_a_short_answer_bounded_by_its_width(make):
+    torch.manual_seed(0)
+    model = _runaway(make())
+    blank = torch.full((1, 1, 32, 96), 1.0)  # white, normalised
+    noise = torch.rand(1, 1, 32, 200) * 2 - 1
+    for x in (blank, noise):
+        out = model.decode(x, widths=torch.tensor([x.size(-1)]))
+        n_chars = len(CHARSET.decode(out.tokens[0])) + int((out.tokens[0] == 3).sum())
+        limit = math.ceil(x.size(-1) / 4 * 4 / (MIN_CHAR_WIDTH * 32)) + STEPS_EXTRA
+        assert out.tokens.size(1) == limit + 1 and n_chars <= limit + 1  # the bound plus the EOS slot
+        assert limit < 50 and out.tokens.size(1) < model.cfg.max_len  # short: far below max_len's 200
+    # in a batch each row keeps its own bound: the narrow blank stops before the wider noise line
+    batch, widths = _pad([blank[0], noise[0]], 200)
+    out = model.decode(batch, widths=widths)
+    assert (out.tokens[0, step_bound(torch.tensor([24]), 32, 200).item() + 1 :] == 0).all()
+    assert out.tokens.size(1) == step_bound(torch.tensor([50]), 32, 200).item() + 1
