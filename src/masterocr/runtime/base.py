@@ -64,8 +64,9 @@ def tokens_to_prediction(charset: Charset, tokens: list[int], probs: list[float]
         if tok == EOS:
             break
         if tok >= NUM_SPECIAL:
-            text.append(charset.keys[tok - NUM_SPECIAL])
-            char_scores.append(round(float(p), 6))
+            symbol = charset.symbol(tok)  # NFKC-folded, as the labels were
+            text.append(symbol)
+            char_scores.extend([round(float(p), 6)] * len(symbol))
     score = float(sum(kept) / len(kept)) if kept else 0.0
     return Prediction("".join(text), round(score, 6), char_scores)
 
