@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -162,3 +163,68 @@ def test_a_blank_or_noise_line_gets_a_short_answer_bounded_by_its_width(make):
     out = model.decode(batch, widths=widths)
     assert (out.tokens[0, step_bound(torch.tensor([24]), 32, 200).item() + 1 :] == 0).all()
     assert out.tokens.size(1) == step_bound(torch.tensor([50]), 32, 200).item() + 1
+
+
+def _line_image(width, seed):
+    """A grey RGB image with dark bars: something a line model can be fed at any width."""
+    from PIL import Image, ImageDraw
+
+    g = torch.Generator().manual_seed(seed)
+    img = Image.new("RGB", (width, 40), "white")
+    draw = ImageDraw.Draw(img)
+    for x in range(4, width - 8, 9):
+        h = int(torch.randint(8, 30, (1,), generator=g))
+        draw.rectangle([x, 38 - h, x + 4, 38], fill="black")
+    return img
+
+
+@torch.inference_mode()
+def test_the_recognizer_batches_lines_of_any_width_and_refuses_one_wider_than_the_maximum():
+    from masterocr.errors import UserError
+    from masterocr.runtime.torch import Recognizer
+
+    rec = Recognizer(_runaway(_model()), CHARSET)
+    images = [_line_image(w, i) for i, w in enumerate((250, 60, 900, 333))]
+    together = rec.predict(images, batch_size=4)
+    alone = [rec.predict(img)[0] for img in images]
+    assert [p.text for p in together] == [p.text for p in alone]
+    assert [len(p.text) for p in together] == [  # each line stops at its own width's bound
+        int(step_bound(torch.tensor([math.ceil(round(w * 32 / 40) / 4)]), 32, 200)) + 1 for w in (250, 60, 900, 333)
+    ]
+    assert rec.preprocess(images[0]).shape == (1, 32, round(250 * 32 / 40))
+    wide = _line_image(1100, 9)  # 880 px at height 32, over the 800 px maximum
+    with pytest.raises(UserError, match="880 px wide at the model's height 32, over its maximum 800"):
+        rec.preprocess(wide)
+    out = rec.predict([images[0], wide])
+    assert out[0].text == alone[0].text and out[1].text is None and "over its maximum" in out[1].error
+
+
+@torch.inference_mode()
+def test_onnx_export_reads_lines_of_two_widths_like_torch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from masterocr.export.onnx import export_model
+    from masterocr.runtime.onnx import OnnxRecognizer
+
+    model = _model()
+    folder = export_model(model, CHARSET, tmp_path / "line")
+    ort = OnnxRecognizer(folder, threads=1)
+    g = torch.Generator().manual_seed(5)
+    for width in (200, 800):
+        lines = [torch.randn(1, 32, w, generator=g) for w in (width, width // 2 + 2)]
+        batch, widths = _pad(lines, width)
+        ref = model.decode(batch, max_len=40, widths=widths)
+        tokens, probs = ort.decode_arrays(batch.numpy(), max_len=40, widths=widths.numpy())
+        assert np.array_equal(tokens, ref.tokens.numpy()), width
+        assert np.allclose(probs, ref.probs.numpy(), atol=1e-4)
+        # the graphs' logits: the encoder's memory and mask, then one step, against torch's
+        mem_kv, mask = ort.encoder.run(None, {"images": batch.numpy(), "widths": widths.numpy()})
+        assert np.array_equal(mask, model.memory_mask(batch, widths).numpy())
+        past = np.zeros((2, 2, 2, 4, 0, 16), dtype=np.float32)
+        feeds = {"token": np.full((2, 1), SOS), "step": np.array(0), "past": past, "mem_kv": mem_kv, "mem_mask": mask}
+        logits, _ = ort.decoder.run(None, feeds)
+        torch_logits, _, _ = model.decode_step(
+            torch.full((2, 1), SOS), model.memory_kv(model.encode(batch, widths)), None, 0, False,
+            model.memory_mask(batch, widths),
+        )  # fmt: skip
+        assert np.allclose(logits, torch_logits.numpy(), atol=1e-4), np.abs(logits - torch_logits.numpy()).max()

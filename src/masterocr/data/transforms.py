@@ -18,9 +18,7 @@ from masterocr.errors import UserError
 PAD_VALUE = 0.0
 
 
-def preprocess(
-    img: Image.Image, height: int, width: int, channels: int = 3, keep_ratio: bool = False
-) -> torch.Tensor:
+def preprocess(img: Image.Image, height: int, width: int, channels: int = 3, keep_ratio: bool = False) -> torch.Tensor:
     """Resize and normalise an image to a float32 tensor of shape (channels, height, width).
 
     Pixel values become (x - 127.5) / 127.5, in [-1, 1]. `channels` 1 gives grayscale ("L"), 3 RGB.
@@ -50,6 +48,35 @@ def preprocess(
     out = torch.full((channels, height, width), PAD_VALUE, dtype=torch.float32)
     out[:, :, :new_w] = torch.from_numpy(arr)
     return out
+
+
+def preprocess_line(
+    img: Image.Image, height: int, max_width: int, channels: int = 1, name: str = "image"
+) -> torch.Tensor:
+    """A text line for a variable-width model: resized to `height` keeping the aspect ratio, not padded,
+    (channels, height, w) with w <= max_width. A line wider than that at this height is refused (one line
+    naming it): reading it in pieces would need overlapping windows and a merge of their texts, which this
+    model does not do."""
+    w, h = img.size
+    new_w = max(1, round(w * height / h))
+    if new_w > max_width:
+        raise UserError(
+            f"{name}: {w}x{h} px is {new_w} px wide at the model's height {height}, over its maximum {max_width}; "
+            "crop it into shorter lines"
+        )
+    return preprocess(img, height, new_w, channels)
+
+
+def pad_batch(lines: list[torch.Tensor], stride: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad (C, H, w) lines with PAD_VALUE to the widest, rounded up to `stride` (the backbone's
+    horizontal downsampling); returns the batch (B, C, H, W) and the valid widths (B,)."""
+    widths = torch.tensor([x.size(-1) for x in lines], dtype=torch.long)
+    width = -(-int(widths.max()) // stride) * stride
+    c, h = lines[0].shape[:2]
+    out = torch.full((len(lines), c, h, width), PAD_VALUE, dtype=torch.float32)
+    for i, x in enumerate(lines):
+        out[i, :, :, : x.size(-1)] = x
+    return out, widths
 
 
 def shrink_to_height(img: Image.Image, max_height: int) -> Image.Image:

@@ -29,8 +29,16 @@ def benchmark_sets(root: str | Path) -> list[Path]:
 def evaluate_lmdb(recognizer: BaseRecognizer, path: Path, batch_size: int = 64, progress: bool = False) -> Counts:
     """Counts for one LMDB set; labels are kept whole (no length filter), so a long label counts as wrong."""
     c = recognizer.cfg
-    ds = LmdbDataset(path, charset=recognizer.charset, img_h=c.img_h, img_w=c.img_w, in_channels=c.in_channels,
-                     keep_ratio=c.keep_ratio, max_len=10_000, training=False)
+    ds = LmdbDataset(
+        path,
+        charset=recognizer.charset,
+        img_h=c.img_h,
+        img_w=c.img_w,
+        in_channels=c.in_channels,
+        keep_ratio=c.keep_ratio,
+        max_len=10_000,
+        training=False,
+    )
     counts = Counts()
     loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate)
     for batch in tqdm(loader, desc=path.name, disable=not progress, leave=False):

@@ -180,4 +180,3 @@ def background(rng: random.Random, w: int, h: int, base: Colour, amp: float) -> 
     else:
         out = table.reshape(-1)[crop.astype(np.intp) + _BAND_OFFSETS]
     return Image.fromarray(out, "RGB")
-

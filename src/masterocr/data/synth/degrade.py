@@ -76,5 +76,3 @@ def degrade(
         img = Image.open(buf)
         img.load()
     return img
-
-
