@@ -71,6 +71,8 @@ class MasterConfig:
         d = asdict(self)
         for k in ("widths", "blocks", "gca_layers"):
             d[k] = list(d[k])
+        if not d["variable_width"]:  # fixed-width models write the configs (and model.json) they always wrote
+            del d["variable_width"]
         return d
 
     @classmethod
