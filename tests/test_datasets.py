@@ -132,9 +132,7 @@ def test_custom_separator_and_no_img_root(tmp_path: Path, images: Path) -> None:
 def test_non_utf8_label_file_is_refused(tmp_path: Path, images: Path) -> None:
     gt = tmp_path / "latin1.txt"
     gt.write_bytes("a.png,hello\nb.png,café\n".encode("latin-1"))
-    with pytest.raises(
-        UserError, match=r"latin1\.txt is not UTF-8 \(bad byte on line 2\); re-save it as UTF-8"
-    ):
+    with pytest.raises(UserError, match=r"latin1\.txt is not UTF-8 \(bad byte on line 2\); re-save it as UTF-8"):
         TextLineDataset(gt, images, **COMMON)
     with pytest.raises(UserError, match="nope.txt not found"):
         TextLineDataset(tmp_path / "nope.txt", images, **COMMON)
@@ -205,9 +203,7 @@ def test_collate_drops_none() -> None:
 
 
 # build_dataset ------------------------------------------------------------------------------------
-KW = dict(
-    charset=CHARSET, img_h=H, img_w=W, in_channels=3, keep_ratio=False, max_len=25, training=False, seed=0
-)
+KW = dict(charset=CHARSET, img_h=H, img_w=W, in_channels=3, keep_ratio=False, max_len=25, training=False, seed=0)
 
 
 def test_build_text_dataset_with_original_config(tmp_path: Path, images: Path) -> None:
@@ -234,9 +230,7 @@ def test_build_jsonl_and_original_json_name(tmp_path: Path, images: Path) -> Non
 
 def test_build_errors(tmp_path: Path, images: Path, caplog: pytest.LogCaptureFixture) -> None:
     gt = write_txt(tmp_path / "gt.txt", ["a.png,hello"])
-    with pytest.raises(
-        UserError, match=r"unknown argument\(s\) \['colour'\].*accepted: .*img_root.*txt_file"
-    ):
+    with pytest.raises(UserError, match=r"unknown argument\(s\) \['colour'\].*accepted: .*img_root.*txt_file"):
         build_dataset({"type": "TextDataset", "args": {"txt_file": str(gt), "colour": 1}}, augment=None, **KW)
     with pytest.raises(UserError, match="unknown dataset type 'Nope'.*TextDataset.*hierarchy_dataset"):
         build_dataset({"type": "Nope", "args": {}}, augment=None, **KW)
@@ -245,9 +239,7 @@ def test_build_errors(tmp_path: Path, images: Path, caplog: pytest.LogCaptureFix
     with pytest.raises(UserError, match="type"):
         build_dataset({"args": {}}, augment=None, **KW)
     with pytest.raises(UserError, match="img_w of dataset type TextDataset must be a positive integer"):
-        build_dataset(
-            {"type": "TextDataset", "args": {"txt_file": str(gt), "img_w": "wide"}}, augment=None, **KW
-        )
+        build_dataset({"type": "TextDataset", "args": {"txt_file": str(gt), "img_w": "wide"}}, augment=None, **KW)
     empty = write_txt(tmp_path / "empty.txt", ["a.png,"])
     with pytest.raises(UserError, match="no usable samples"):
         build_dataset({"type": "TextDataset", "args": {"txt_file": str(empty)}}, augment=None, **KW)
@@ -293,3 +285,39 @@ def test_build_synth_forwards_everything(monkeypatch: pytest.MonkeyPatch) -> Non
             augment=aug,
         )
     ]
+
+
+def test_variable_width_items_keep_their_width_and_collate_pads_them(tmp_path: Path) -> None:
+    from masterocr.data.transforms import PAD_VALUE
+
+    root = tmp_path / "lines"
+    root.mkdir()
+    for name, size in (("short.png", (60, 32)), ("long.png", (301, 32)), ("huge.png", (900, 16))):
+        (root / name).write_bytes(word_png(name, size))
+    gt = write_txt(tmp_path / "gt.txt", ["short.png,ab", "long.png,a longer line", "huge.png,squeezed"])
+    ds = TextLineDataset(gt, root, charset=CHARSET, img_h=H, img_w=800, max_len=25, variable_width=True)
+    items = [ds[i] for i in range(3)]
+    assert [img.shape[-1] for img, _ in items] == [60, 301, 800]  # 900x16 is 1,800 px at height 32: squeezed
+    batch = collate([items[0], None, items[1]])
+    assert batch.images.shape == (2, 3, H, 304) and batch.widths.tolist() == [60, 301] and batch.skipped == 1
+    assert torch.equal(batch.images[0, :, :, :60], items[0][0])
+    assert (batch.images[0, :, :, 60:] == PAD_VALUE).all() and (batch.images[1, :, :, 301:] == PAD_VALUE).all()
+    assert collate([items[0], items[0]]).widths is None  # one width: stacked as before
+
+
+def test_out_of_vocabulary_label_characters_are_counted_and_reported_per_dataset(
+    tmp_path: Path, images: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from masterocr.data.datasets import LmdbDataset
+    from masterocr.data.lmdb import lmdb_from_labels
+
+    gt = write_txt(tmp_path / "gt.txt", ["a.png,café", "b.png,naïve café", "c.png,plain"])
+    with caplog.at_level(logging.WARNING):
+        ds = TextLineDataset(gt, images, **COMMON)
+    assert ds.oov == {"é": 2, "ï": 1} and not CHARSET.unknown
+    assert any(r.getMessage().startswith(f"{gt}: 3 label characters in 2 kinds") for r in caplog.records)
+    lmdb_from_labels(gt, images, tmp_path / "db")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        lm = LmdbDataset(tmp_path / "db", **COMMON)
+    assert lm.oov == ds.oov and any("not in the charset" in r.getMessage() for r in caplog.records)

@@ -67,6 +67,13 @@ def preprocess_line(
     return preprocess(img, height, new_w, channels)
 
 
+def fit_line(img: Image.Image, height: int, max_width: int, channels: int = 1) -> torch.Tensor:
+    """A training line for a variable-width model: as `preprocess_line`, but a line wider than max_width at
+    this height is squeezed to max_width instead of refused (a training set keeps its longest lines)."""
+    w, h = img.size
+    return preprocess(img, height, min(max_width, max(1, round(w * height / h))), channels)
+
+
 def pad_batch(lines: list[torch.Tensor], stride: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad (C, H, w) lines with PAD_VALUE to the widest, rounded up to `stride` (the backbone's
     horizontal downsampling); returns the batch (B, C, H, W) and the valid widths (B,)."""
