@@ -228,3 +228,26 @@ def test_onnx_export_reads_lines_of_two_widths_like_torch(tmp_path):
             model.memory_mask(batch, widths),
         )  # fmt: skip
         assert np.allclose(logits, torch_logits.numpy(), atol=1e-4), np.abs(logits - torch_logits.numpy()).max()
+
+
+@torch.inference_mode()
+def test_int8_graphs_of_a_line_model_read_like_its_fp32_graphs(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from masterocr.export.onnx import export_model
+    from masterocr.export.quantize import quantize_exported
+    from masterocr.runtime.onnx import OnnxRecognizer
+
+    model = _model()
+    fp32 = export_model(model, CHARSET, tmp_path / "fp32")
+    g = torch.Generator().manual_seed(4)
+    calibration = (torch.rand(4, 1, 32, 400, generator=g) * 2 - 1).numpy()
+    int8 = OnnxRecognizer(quantize_exported(fp32, tmp_path / "int8", calibration), threads=1)
+    lines = [torch.rand(1, 32, w, generator=g) * 2 - 1 for w in (320, 150)]
+    batch, widths = _pad(lines, 320)
+    ref = OnnxRecognizer(fp32, threads=1)
+    mem = [r.encoder.run(None, {"images": batch.numpy(), "widths": widths.numpy()}) for r in (ref, int8)]
+    assert np.array_equal(mem[0][1], mem[1][1])  # the same memory mask
+    kv32, kv8 = mem[0][0], mem[1][0]
+    assert kv8.shape == kv32.shape and np.abs(kv8 - kv32).mean() < 0.1 * np.abs(kv32).mean()
+    tokens, _ = int8.decode_arrays(batch.numpy(), max_len=20, widths=widths.numpy())
+    assert tokens.shape[0] == 2 and tokens.shape[1] <= 21
