@@ -251,3 +251,22 @@ def test_int8_graphs_of_a_line_model_read_like_its_fp32_graphs(tmp_path):
     assert kv8.shape == kv32.shape and np.abs(kv8 - kv32).mean() < 0.1 * np.abs(kv32).mean()
     tokens, _ = int8.decode_arrays(batch.numpy(), max_len=20, widths=widths.numpy())
     assert tokens.shape[0] == 2 and tokens.shape[1] <= 21
+
+
+@torch.inference_mode()
+def test_lmdb_evaluation_of_a_line_model_reads_padded_batches_as_lines_alone(tmp_path):
+    from masterocr.data.lmdb import lmdb_from_labels
+    from masterocr.runtime.benchmark import evaluate_lmdb
+    from masterocr.runtime.torch import Recognizer
+
+    rec = Recognizer(_runaway(_model()), CHARSET)
+    (tmp_path / "img").mkdir()
+    lines = []
+    for i, w in enumerate((120, 480, 260)):
+        _line_image(w, i).save(tmp_path / "img" / f"{i}.png")
+        text = rec.predict(tmp_path / "img" / f"{i}.png")[0].text  # what the model reads alone
+        lines.append(f"{i}.png\t{text}")
+    (tmp_path / "gt.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lmdb_from_labels(tmp_path / "gt.txt", tmp_path / "img", tmp_path / "db", split="\t")
+    counts = evaluate_lmdb(rec, tmp_path / "db", batch_size=3)
+    assert counts.n == 3 and counts.correct == 3, counts

@@ -147,7 +147,10 @@ class BaseRecognizer(abc.ABC):
         for start in range(0, len(tensors), batch_size):
             chunk = tensors[start : start + batch_size]
             batch, widths = pad_batch(chunk) if self.cfg.variable_width else (torch.stack(chunk), None)
-            preds = self.predict_tensors(batch, return_attention, widths)
+            if widths is None:  # the fixed-width call, as subclasses overriding predict_tensors know it
+                preds = self.predict_tensors(batch, return_attention)
+            else:
+                preds = self.predict_tensors(batch, return_attention, widths)
             for j, pred in zip(index[start : start + batch_size], preds):
                 results[j] = pred
         return results[:1] if single else results  # type: ignore[return-value]

@@ -36,6 +36,7 @@ def evaluate_lmdb(recognizer: BaseRecognizer, path: Path, batch_size: int = 64, 
         img_w=c.img_w,
         in_channels=c.in_channels,
         keep_ratio=c.keep_ratio,
+        variable_width=c.variable_width,
         max_len=10_000,
         training=False,
     )
@@ -47,7 +48,9 @@ def evaluate_lmdb(recognizer: BaseRecognizer, path: Path, batch_size: int = 64, 
         if batch.images is None:
             continue
         with torch.inference_mode():
-            for pred, gold in zip(recognizer.predict_tensors(batch.images), batch.labels):
+            extra = {} if batch.widths is None else {"widths": batch.widths}  # padded lines: their widths
+            preds = recognizer.predict_tensors(batch.images, **extra)
+            for pred, gold in zip(preds, batch.labels):
                 counts.add(pred.text, gold)
     return counts
 
