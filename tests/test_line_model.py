@@ -69,6 +69,8 @@ def test_a_lines_logits_and_text_are_the_same_alone_and_in_a_padded_batch_of_wid
         n = out.tokens.size(1)
         assert torch.equal(out.tokens[0], batch_out.tokens[i, :n])
         assert CHARSET.decode(out.tokens[0]) == CHARSET.decode(batch_out.tokens[i])
+    assert model.memory_mask(*_alone(lines[0])) is None  # alone, every column is valid: no mask at all
+    assert model.memory_mask(batch, widths).sum().item() == 4 * (51 + 130 + 200)
     # without the widths the padding's noise reaches the valid columns: the masking is what makes them equal
     unmasked = model(batch, targets)
     x, w = _alone(lines[0])
@@ -219,7 +221,7 @@ def test_onnx_export_reads_lines_of_two_widths_like_torch(tmp_path):
         assert np.allclose(probs, ref.probs.numpy(), atol=1e-4)
         # the graphs' logits: the encoder's memory and mask, then one step, against torch's
         mem_kv, mask = ort.encoder.run(None, {"images": batch.numpy(), "widths": widths.numpy()})
-        assert np.array_equal(mask, model.memory_mask(batch, widths).numpy())
+        assert np.array_equal(mask, model.memory_mask(batch, widths, always=True).numpy())
         past = np.zeros((2, 2, 2, 4, 0, 16), dtype=np.float32)
         feeds = {"token": np.full((2, 1), SOS), "step": np.array(0), "past": past, "mem_kv": mem_kv, "mem_mask": mask}
         logits, _ = ort.decoder.run(None, feeds)

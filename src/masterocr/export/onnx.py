@@ -52,7 +52,7 @@ class LineEncoderExport(nn.Module):
     def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
         kv = m.memory_kv(m.encode(images, widths))
-        return torch.stack([torch.stack(pair) for pair in kv]), m.memory_mask(images, widths)
+        return torch.stack([torch.stack(pair) for pair in kv]), m.memory_mask(images, widths, always=True)
 
 
 class DecoderStepExport(nn.Module):
