@@ -272,3 +272,41 @@ def test_lmdb_evaluation_of_a_line_model_reads_padded_batches_as_lines_alone(tmp
     lmdb_from_labels(tmp_path / "gt.txt", tmp_path / "img", tmp_path / "db", split="\t")
     counts = evaluate_lmdb(rec, tmp_path / "db", batch_size=3)
     assert counts.n == 3 and counts.correct == 3, counts
+
+
+def test_the_pad_free_loss_equals_the_full_loss_and_its_gradients():
+    import torch.nn.functional as F
+
+    from masterocr.charset import PAD
+
+    model = _model().train()
+    torch.manual_seed(3)
+    batch, widths = _pad([torch.randn(1, 32, w) for w in (120, 64)], 120)
+    targets = CHARSET.encode_batch(["a longer label", "ab"], 14)
+    torch.manual_seed(4)  # the same dropout masks for both paths
+    logits = model(batch, targets, widths)
+    full = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets[:, 1:].reshape(-1), ignore_index=PAD)
+    full.backward()
+    grad = model.generator.weight.grad.clone()
+    model.zero_grad()
+    torch.manual_seed(4)
+    kept, gold = model.masked_logits(batch, targets, widths)
+    assert kept.shape == (15 + 3, len(CHARSET))  # 14 + EOS and 2 + EOS positions, no padding
+    masked = F.cross_entropy(kept, gold)
+    masked.backward()
+    assert torch.allclose(full, masked, atol=1e-6)
+    assert torch.allclose(grad, model.generator.weight.grad, atol=1e-6)
+
+
+def test_bench_charset_step_prints_a_row_per_charset_size(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "charset_step.py"
+    spec = importlib.util.spec_from_file_location("charset_step", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--classes", "95", "500", "--width", "64", "--steps", "1", "--min-chars", "2", "--max-chars", "4"])
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 4 and rows[2].split()[0] == "95" and rows[3].split()[0] == "500"
+    assert rows[2].endswith("1.00x")
