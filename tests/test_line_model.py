@@ -124,7 +124,18 @@ def test_step_bound_follows_the_width():
     per_column = 4 / (MIN_CHAR_WIDTH * 32)
     assert bound.tolist() == [min(200, math.ceil(c * per_column) + STEPS_EXTRA) for c in cols.tolist()]
     assert bound[-1] == 200  # a full 1,600 px line may hold max_len characters
-    assert step_bound(torch.tensor([32]), 32, 25).item() == 25  # a 32x128 word crop: max_len rules
+    assert step_bound(torch.tensor([32]), 32, 25).item() == 25  # a 32x128 crop: max_len rules
+    assert step_bound(torch.tensor([40]), 48, 100, keep_ratio=False).item() == 100  # squashed: no bound
+
+
+@torch.inference_mode()
+def test_plainly_resized_crops_are_not_bounded_by_their_width():
+    """The paper's 48x160 crops squeeze any text into 160 px: a 100-character label must stay readable."""
+    torch.manual_seed(0)
+    model = _runaway(build_model(get_preset("tiny", img_h=48, img_w=160, max_len=100), CHARSET).eval())
+    assert model.decode(torch.randn(1, 1, 48, 160)).tokens.size(1) == 101
+    lines = _runaway(build_model(get_preset("tiny", img_h=48, img_w=160, max_len=100, keep_ratio=True), CHARSET))
+    assert lines.eval().decode(torch.randn(1, 1, 48, 160)).tokens.size(1) == math.ceil(40 * 4 / 7.2) + 4 + 1
 
 
 def _runaway(model):

@@ -40,14 +40,17 @@ class DecodeOutput:
 # text drawn at 0.75 of the crop height, the narrowest Latin fonts installed here (Liberation Sans Narrow,
 # Beteckna Condensed) average 0.27 height per character on running English and 0.19 on "illicit filling of
 # little lilies, 1111 |||"; hanzi are about 0.6. 0.15 leaves room for text drawn smaller in its crop.
-# STEPS_EXTRA covers the rounding and EOS. A 32x128 word crop gets min(max_len, 31): its max_len of 25 rules.
+# STEPS_EXTRA covers the rounding and EOS. Only keep-ratio inputs are bounded: a plainly resized crop (the word
+# presets, the paper's 48x160) squeezes any text into its width, so its width says nothing of its length.
 MIN_CHAR_WIDTH = 0.15
 STEPS_EXTRA = 4
 
 
-def step_bound(cols: torch.Tensor, img_h: int, max_len: int) -> torch.Tensor:
+def step_bound(cols: torch.Tensor, img_h: int, max_len: int, keep_ratio: bool = True) -> torch.Tensor:
     """Most characters a line of `cols` valid memory columns (B,) can hold: min(max_len,
-    ceil(cols * STRIDE / (MIN_CHAR_WIDTH * img_h)) + STEPS_EXTRA)."""
+    ceil(cols * STRIDE / (MIN_CHAR_WIDTH * img_h)) + STEPS_EXTRA); max_len when not `keep_ratio`."""
+    if not keep_ratio:
+        return torch.full_like(cols, max_len)
     per_column = STRIDE / (MIN_CHAR_WIDTH * img_h)
     bound = torch.ceil(cols.double() * per_column).long() + STEPS_EXTRA
     return bound.clamp_max(max_len)
@@ -223,16 +226,18 @@ class MASTER(nn.Module):
     ) -> DecodeOutput:
         """Greedy decoding of up to max_len characters plus EOS; stops once every sequence has ended.
 
-        Each row stops after `step_bound` characters of its width (no runaway on a blank or noisy line); for
-        a 32x128 word crop that bound is max_len. `widths` (B,): valid pixel widths of a right-padded
-        variable-width batch. `use_cache=False` is the reference that re-runs the decoder over the whole
-        prefix at every step. `suppress_eos` forbids EOS (fixed-length decoding, for benchmarks).
+        Each row of a keep-ratio model stops after `step_bound` characters of its width (no runaway on a
+        blank or noisy line); plainly resized crops (the word presets) run to max_len. `widths` (B,): valid
+        pixel widths of a right-padded variable-width batch. `use_cache=False` is the reference that re-runs
+        the decoder over the whole prefix at every step. `suppress_eos` forbids EOS (fixed-length decoding,
+        for benchmarks).
         """
         max_len = self.cfg.max_len if max_len is None else max_len
         memory = self.encode(images, widths)
         mem_kv = self.memory_kv(memory)
         mask = self.memory_mask(images, widths)
-        limits = step_bound(self.memory_columns(images, widths), self.cfg.img_h, max_len) + 1  # steps, EOS's too
+        cols = self.memory_columns(images, widths)
+        limits = step_bound(cols, self.cfg.img_h, max_len, self.cfg.keep_ratio) + 1  # steps, EOS's too
         steps = int(limits.max())
         b = images.size(0)
         prefix = torch.full((b, 1), SOS, dtype=torch.long, device=images.device)  # grows only without the cache

@@ -84,7 +84,7 @@ class OnnxRecognizer(BaseRecognizer):
         else:
             (mem_kv,) = self.encoder.run(None, {"images": images})
             cols = torch.full((b,), images.shape[-1] // STRIDE, dtype=torch.long)
-        limits = step_bound(cols, self.cfg.img_h, max_len).numpy() + 1  # as MASTER.decode
+        limits = step_bound(cols, self.cfg.img_h, max_len, self.cfg.keep_ratio).numpy() + 1  # as MASTER.decode
         past = np.zeros((self.n_layers, 2, b, self.heads, 0, self.head_dim), dtype=np.float32)
         token = np.full((b, 1), SOS, dtype=np.int64)
         done = np.zeros(b, dtype=bool)
