@@ -19,12 +19,8 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_with_header(width: int, height: int) -> bytes:
     """A PNG whose IHDR claims width x height (8-bit RGB) with a few bytes of pixel data: nothing to decode."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", ihdr)
-        + png_chunk(b"IDAT", zlib.compress(b"\0" * 16))
-        + png_chunk(b"IEND", b"")
-    )
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 16))
+            + png_chunk(b"IEND", b""))
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -31,9 +31,8 @@ def kill_at_step(at: int, rank: int, signame: str, marker: Path | None) -> loop.
             if marker.exists():
                 return
             marker.write_text(f"step {state.step} rank {state.rank}\n")
-        print(
-            f"test hook: rank {state.rank} sends itself {sig.name} after step {state.step}", file=sys.stderr, flush=True
-        )
+        print(f"test hook: rank {state.rank} sends itself {sig.name} after step {state.step}", file=sys.stderr,
+              flush=True)
         os.kill(os.getpid(), sig)
 
     return callback
@@ -54,7 +53,7 @@ def run(argv: list[str]) -> int:
         return real_train(settings, callbacks=[callback], **kwargs)
 
     loop.train = train_with_callback  # what `masterocr train` calls
-    return main(argv[split + 1 :])
+    return main(argv[split + 1:])
 
 
 if __name__ == "__main__":

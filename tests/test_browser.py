@@ -72,7 +72,8 @@ def test_page_recognizes_a_picked_file(server, tmp_path):
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.goto(url + "/")
             page.set_input_files("#file-input", str(image))
-            page.wait_for_function("document.querySelector('#result-score').textContent.trim() !== ''", timeout=30_000)
+            page.wait_for_function("document.querySelector('#result-score').textContent.trim() !== ''",
+                                   timeout=30_000)
             text = page.inner_text("#result-text")
             score = page.inner_text("#result-score")
             thumbs = page.locator(".thumb").count()

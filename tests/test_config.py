@@ -12,16 +12,9 @@ ORIGINAL_MODEL_ARCH = {
     "type": "MASTER",
     "args": {
         "common_kwargs": {"n_class": -1, "with_encoder": False, "model_size": 512, "multiheads": 8},
-        "backbone_kwargs": {
-            "in_channels": 3,
-            "gcb_kwargs": {
-                "ratio": 0.0625,
-                "headers": 1,
-                "att_scale": True,
-                "fusion_type": "channel_concat",
-                "layers": [False, True, True, True],
-            },
-        },
+        "backbone_kwargs": {"in_channels": 3, "gcb_kwargs": {"ratio": 0.0625, "headers": 1, "att_scale": True,
+                                                             "fusion_type": "channel_concat",
+                                                             "layers": [False, True, True, True]}},
         "encoder_kwargs": {"stacks": 3, "dropout": 0.2, "feed_forward_size": 2048},
         "decoder_kwargs": {"stacks": 3, "dropout": 0.2, "feed_forward_size": 2048},
     },

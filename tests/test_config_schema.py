@@ -295,39 +295,11 @@ def paths(node: Any, prefix: str = "") -> list[str]:
 
 BASES = {"synth_cpu": load("synth_cpu"), "paper": load("paper"), "rich": RICH}
 TARGETS = [(name, p) for name, cfg in BASES.items() for p in paths(cfg)]
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(-3, 3)
-    | st.integers()
-    | st.floats(allow_nan=True)
-    | st.sampled_from(
-        [
-            "",
-            "abc",
-            "0",
-            "-1",
-            "7",
-            "1e-3",
-            "true",
-            "false",
-            "off",
-            "max word_acc",
-            "tiny",
-            "bf16",
-            "configs",
-            "Adam",
-            "StepLR",
-            "TextDataset",
-        ]
-    )
-    | st.text(max_size=8)
-)
-JSON = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-    max_leaves=8,
-)
+SCALARS = (st.none() | st.booleans() | st.integers(-3, 3) | st.integers() | st.floats(allow_nan=True)
+           | st.sampled_from(["", "abc", "0", "-1", "7", "1e-3", "true", "false", "off", "max word_acc", "tiny",
+                              "bf16", "configs", "Adam", "StepLR", "TextDataset"]) | st.text(max_size=8))
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=8)
 
 
 def readers_accept(cfg: dict) -> None:

@@ -132,7 +132,9 @@ def test_custom_separator_and_no_img_root(tmp_path: Path, images: Path) -> None:
 def test_non_utf8_label_file_is_refused(tmp_path: Path, images: Path) -> None:
     gt = tmp_path / "latin1.txt"
     gt.write_bytes("a.png,hello\nb.png,café\n".encode("latin-1"))
-    with pytest.raises(UserError, match=r"latin1\.txt is not UTF-8 \(bad byte on line 2\); re-save it as UTF-8"):
+    with pytest.raises(
+        UserError, match=r"latin1\.txt is not UTF-8 \(bad byte on line 2\); re-save it as UTF-8"
+    ):
         TextLineDataset(gt, images, **COMMON)
     with pytest.raises(UserError, match="nope.txt not found"):
         TextLineDataset(tmp_path / "nope.txt", images, **COMMON)
@@ -203,7 +205,9 @@ def test_collate_drops_none() -> None:
 
 
 # build_dataset ------------------------------------------------------------------------------------
-KW = dict(charset=CHARSET, img_h=H, img_w=W, in_channels=3, keep_ratio=False, max_len=25, training=False, seed=0)
+KW = dict(
+    charset=CHARSET, img_h=H, img_w=W, in_channels=3, keep_ratio=False, max_len=25, training=False, seed=0
+)
 
 
 def test_build_text_dataset_with_original_config(tmp_path: Path, images: Path) -> None:
@@ -230,7 +234,9 @@ def test_build_jsonl_and_original_json_name(tmp_path: Path, images: Path) -> Non
 
 def test_build_errors(tmp_path: Path, images: Path, caplog: pytest.LogCaptureFixture) -> None:
     gt = write_txt(tmp_path / "gt.txt", ["a.png,hello"])
-    with pytest.raises(UserError, match=r"unknown argument\(s\) \['colour'\].*accepted: .*img_root.*txt_file"):
+    with pytest.raises(
+        UserError, match=r"unknown argument\(s\) \['colour'\].*accepted: .*img_root.*txt_file"
+    ):
         build_dataset({"type": "TextDataset", "args": {"txt_file": str(gt), "colour": 1}}, augment=None, **KW)
     with pytest.raises(UserError, match="unknown dataset type 'Nope'.*TextDataset.*hierarchy_dataset"):
         build_dataset({"type": "Nope", "args": {}}, augment=None, **KW)
@@ -239,7 +245,9 @@ def test_build_errors(tmp_path: Path, images: Path, caplog: pytest.LogCaptureFix
     with pytest.raises(UserError, match="type"):
         build_dataset({"args": {}}, augment=None, **KW)
     with pytest.raises(UserError, match="img_w of dataset type TextDataset must be a positive integer"):
-        build_dataset({"type": "TextDataset", "args": {"txt_file": str(gt), "img_w": "wide"}}, augment=None, **KW)
+        build_dataset(
+            {"type": "TextDataset", "args": {"txt_file": str(gt), "img_w": "wide"}}, augment=None, **KW
+        )
     empty = write_txt(tmp_path / "empty.txt", ["a.png,"])
     with pytest.raises(UserError, match="no usable samples"):
         build_dataset({"type": "TextDataset", "args": {"txt_file": str(empty)}}, augment=None, **KW)

@@ -48,10 +48,8 @@ def _free_port() -> int:
 
 
 def write_config(path: Path, words: Path, save_dir: Path, *, accum: int = 1, **trainer) -> Path:
-    data = {
-        "type": "TextDataset",
-        "args": {"txt_file": str(words / "gt.txt"), "img_root": str(words / "images"), "split": ","},
-    }
+    data = {"type": "TextDataset", "args": {"txt_file": str(words / "gt.txt"), "img_root": str(words / "images"),
+                                            "split": ","}}
     cfg = {
         "name": "ddp", "run_id": "tiny", "seed": 11, "distributed": True, "augment": False,
         "model_arch": {"type": "MASTER", "args": {"preset": "tiny", "decoder_kwargs": {"dropout": 0.0}}},
@@ -74,9 +72,8 @@ def run_dir(save_dir: Path) -> Path:
 
 def _run(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
     """Run in a new session; on timeout kill the whole group (torchrun's workers too, not only the launcher)."""
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -99,23 +96,10 @@ def one_proc(cfg: Path, *args: str, kill: tuple[str, ...] = (), **env) -> subpro
     return _run(cmd, _env(**env))
 
 
-def torchrun(cfg: Path, *args: str, nproc: int = 2, launcher: tuple[str, ...] = (), kill: tuple[str, ...] = (), **env):
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        *(launcher or ("--standalone",)),
-        "--nproc_per_node",
-        str(nproc),
-        *_program(kill),
-        "-v",
-        "train",
-        "-c",
-        str(cfg),
-        "-d",
-        "cpu",
-        *args,
-    ]
+def torchrun(cfg: Path, *args: str, nproc: int = 2, launcher: tuple[str, ...] = (), kill: tuple[str, ...] = (),
+             **env):
+    cmd = [sys.executable, "-m", "torch.distributed.run", *(launcher or ("--standalone",)),
+           "--nproc_per_node", str(nproc), *_program(kill), "-v", "train", "-c", str(cfg), "-d", "cpu", *args]
     return _run(cmd, _env(**env))
 
 
@@ -196,25 +180,12 @@ def test_sigterm_then_exact_resume_in_one_process(setup):
         cfg_d["trainer"]["save_dir"] = str(root / name)
         (root / f"{name}.json").write_text(json.dumps(cfg_d))
     # the uninterrupted run and the one stopped by SIGTERM run side by side
-    full_run = subprocess.Popen(
-        [sys.executable, "-m", "masterocr", "train", "-c", str(root / "one_full_d.json"), "-d", "cpu"],
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=(root / "one_full_d.err").open("w"),
-    )
-    stopped = one_proc(
-        root / "one_term.json",
-        kill=(
-            "--kill-at",
-            "3",
-            "--kill-rank",
-            "0",
-            "--kill-signal",
-            "TERM",
-            "--kill-marker",
-            str(root / "one_term.marker"),
-        ),
-    )
+    full_run = subprocess.Popen([sys.executable, "-m", "masterocr", "train", "-c", str(root / "one_full_d.json"),
+                                 "-d", "cpu"], env=_env(), stdout=subprocess.DEVNULL,
+                                stderr=(root / "one_full_d.err").open("w"))
+    stopped = one_proc(root / "one_term.json",
+                       kill=("--kill-at", "3", "--kill-rank", "0", "--kill-signal", "TERM",
+                             "--kill-marker", str(root / "one_term.marker")))
     ok(stopped)
     assert full_run.wait(timeout=TIMEOUT) == 0, (root / "one_full_d.err").read_text()[-4000:]
     rdir = run_dir(root / "one_term")
@@ -236,19 +207,8 @@ def test_sigterm_under_ddp_and_resume_on_one_and_two_processes(setup, ref2):
     root, words = setup
     rdir2, _ = ref2
     cfg = write_config(root / "term2.json", words, root / "term2")
-    stopped = torchrun(
-        cfg,
-        kill=(
-            "--kill-at",
-            "3",
-            "--kill-rank",
-            "1",
-            "--kill-signal",
-            "TERM",
-            "--kill-marker",
-            str(root / "term2.marker"),
-        ),
-    )
+    stopped = torchrun(cfg, kill=("--kill-at", "3", "--kill-rank", "1", "--kill-signal", "TERM",
+                                  "--kill-marker", str(root / "term2.marker")))
     ok(stopped)
     rdir = run_dir(root / "term2")
     ckpt = load_checkpoint(rdir / "checkpoint-latest.pth")
@@ -279,24 +239,10 @@ def test_two_loopback_nodes_form_one_job(setup, ref2):
     port = _free_port()
     cmds = []
     for node in (0, 1):
-        launcher = ("--nnodes", "2", "--node_rank", str(node), "--master_addr", "127.0.0.1", "--master_port", str(port))
-        cmds.append(
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                *launcher,
-                "--nproc_per_node",
-                "1",
-                "-m",
-                "masterocr",
-                "train",
-                "-c",
-                str(cfg),
-                "-d",
-                "cpu",
-            ]
-        )
+        launcher = ("--nnodes", "2", "--node_rank", str(node), "--master_addr", "127.0.0.1",
+                    "--master_port", str(port))
+        cmds.append([sys.executable, "-m", "torch.distributed.run", *launcher, "--nproc_per_node", "1", "-m",
+                     "masterocr", "train", "-c", str(cfg), "-d", "cpu"])
     procs = [subprocess.Popen(c, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
     outs = [p.communicate(timeout=TIMEOUT) for p in procs]
     for p, (out, err) in zip(procs, outs):
@@ -312,9 +258,8 @@ def test_killed_worker_restarts_and_resumes(setup, ref2):
     root, words = setup
     cfg = write_config(root / "kill.json", words, root / "kill", save_step_interval=2)
     marker = root / "kill.marker"
-    proc = torchrun(
-        cfg, launcher=("--standalone", "--max-restarts", "1"), kill=("--kill-at", "5", "--kill-marker", str(marker))
-    )
+    proc = torchrun(cfg, launcher=("--standalone", "--max-restarts", "1"),
+                    kill=("--kill-at", "5", "--kill-marker", str(marker)))
     ok(proc)
     assert marker.exists()
     assert "test hook: rank 1 sends itself SIGKILL after step 5" in proc.stderr
@@ -328,15 +273,7 @@ def test_launch_command_line():
     argv = ["train", "-c", "x.json", "--nproc", "2", "--set", "trainer.max_steps=3"]
     assert strip_nproc(argv) == ["train", "-c", "x.json", "--set", "trainer.max_steps=3"]
     assert torchrun_args(2, ["-c", "x.json", "--nproc=2"]) == [
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "masterocr",
-        "train",
-        "-c",
-        "x.json",
-    ]
+        "--standalone", "--nproc_per_node", "2", "-m", "masterocr", "train", "-c", "x.json"]
 
 
 @pytest.mark.slow

@@ -43,19 +43,13 @@ def test_label_readers_take_jsonl_and_txt_with_separator_in_label(tmp_path):
 
 def test_eval_cli_prints_json_with_the_originals_metrics(tmp_path, capsys):
     pred = tmp_path / "predict_result.json"
-    pred.write_text(
-        json.dumps(
-            [
-                {"filename": "1.jpg", "result": "BEACH", "pred_score": 0.9},
-                {"filename": "2.jpg", "result": None, "pred_score": None, "error": "unreadable"},
-            ]
-        )
-    )
+    pred.write_text(json.dumps([
+        {"filename": "1.jpg", "result": "BEACH", "pred_score": 0.9},
+        {"filename": "2.jpg", "result": None, "pred_score": None, "error": "unreadable"},
+    ]))
     labels = tmp_path / "label.txt"
-    labels.write_text(
-        '{"ImageFile": "1.jpg", "Label": "BEACH"}\n{"ImageFile": "2.jpg", "Label": "ab"}\n'
-        '{"ImageFile": "3.jpg", "Label": "cd"}\n'
-    )
+    labels.write_text('{"ImageFile": "1.jpg", "Label": "BEACH"}\n{"ImageFile": "2.jpg", "Label": "ab"}\n'
+                      '{"ImageFile": "3.jpg", "Label": "cd"}\n')
     assert main(["eval", "--predict-path", str(pred), "--label-path", str(labels), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["num_labels"] == 3 and out["num_missing"] == 2

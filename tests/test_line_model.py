@@ -244,8 +244,9 @@ def test_onnx_export_reads_lines_of_two_widths_like_torch(tmp_path):
 
 
 @torch.inference_mode()
-def test_int8_graphs_of_a_line_model_read_like_its_fp32_graphs(tmp_path):
+def test_int8_graphs_of_a_line_model_read_like_its_fp32_graphs(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)  # onnxruntime's shape inference leaves temporary files in the working folder
     from masterocr.export.onnx import export_model
     from masterocr.export.quantize import quantize_exported
     from masterocr.runtime.onnx import OnnxRecognizer

@@ -189,11 +189,18 @@ def test_hierarchy_errors_and_aggregates(tree: Path, tmp_path: Path) -> None:
     ds.set_epoch(3)
     assert all(part.epoch == 3 for part in ds.datasets)
     spec = {"type": "hierarchy_dataset", "args": {"lmdb_dir_root": str(tree), "select_data": "MJ_train-ST"}}
-    built = build_dataset(spec, **COMMON, in_channels=1, keep_ratio=True, training=False, seed=0, augment=None)
+    built = build_dataset(
+        spec, **COMMON, in_channels=1, keep_ratio=True, training=False, seed=0, augment=None
+    )
     assert len(built) == 5 and built[0][0].shape == (1, H, W)
     spec = {"type": "LmdbDataset", "args": {"lmdb_dir_root": str(tree / "ST")}}
     assert (
-        len(build_dataset(spec, **COMMON, in_channels=3, keep_ratio=False, training=False, seed=0, augment=None)) == 3
+        len(
+            build_dataset(
+                spec, **COMMON, in_channels=3, keep_ratio=False, training=False, seed=0, augment=None
+            )
+        )
+        == 3
     )
 
 

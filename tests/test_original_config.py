@@ -23,7 +23,5 @@ def test_original_config_with_changed_paths_trains_the_paper_model(word_set, tmp
     assert summary["step"] == 1
     ckpt = load_checkpoint(Path(summary["run_dir"]) / "checkpoint-latest.pth")
     assert ckpt["arch"] == "MASTER" and ckpt["model_config"]["d_model"] == 512
-    assert (
-        sum(v.numel() for k, v in ckpt["model_state_dict"].items() if "running" not in k and "num_batches" not in k)
-        > 59e6
-    )
+    assert sum(v.numel() for k, v in ckpt["model_state_dict"].items() if "running" not in k
+               and "num_batches" not in k) > 59e6

@@ -41,27 +41,14 @@ class RunsCode:
 def tiny_train_config(root: Path, save_dir: Path, **trainer) -> dict:
     data = {"type": "TextDataset", "args": {"txt_file": str(root / "gt.txt"), "img_root": str(root / "images")}}
     return {
-        "name": "robust",
-        "run_id": "tiny",
-        "seed": 3,
-        "distributed": False,
-        "augment": False,
+        "name": "robust", "run_id": "tiny", "seed": 3, "distributed": False, "augment": False,
         "model_arch": {"type": "MASTER", "args": {"preset": "tiny", "max_len": 8}},
         "train_dataset": data,
         "train_loader": {"args": {"batch_size": 2, "num_workers": 0}},
         "optimizer": {"type": "Adam", "args": {"lr": 0.001}},
-        "trainer": {
-            "epochs": 10_000,
-            "max_steps": 2,
-            "save_dir": str(save_dir),
-            "save_step_interval": 1,
-            "save_period": 1000,
-            "train_num_workers": 0,
-            "progress": False,
-            "do_validation": False,
-            "log_step_interval": 1000,
-            **trainer,
-        },
+        "trainer": {"epochs": 10_000, "max_steps": 2, "save_dir": str(save_dir), "save_step_interval": 1,
+                    "save_period": 1000, "train_num_workers": 0, "progress": False, "do_validation": False,
+                    "log_step_interval": 1000, **trainer},
     }
 
 
@@ -108,18 +95,9 @@ def test_pickled_code_is_refused_by_every_loader(evil, cfg_path, tmp_path, capsy
         Recognizer.from_checkpoint(path)
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "a.png").write_bytes(b"x")
-    for argv in (
-        ["train", "-c", str(cfg_path), "-r", str(path), "-d", "cpu"],
-        [
-            "predict",
-            "--checkpoint",
-            str(path),
-            "--img-folder",
-            str(tmp_path / "imgs"),
-            "--output-folder",
-            str(tmp_path / "o"),
-        ],
-    ):
+    for argv in (["train", "-c", str(cfg_path), "-r", str(path), "-d", "cpu"],
+                 ["predict", "--checkpoint", str(path), "--img-folder", str(tmp_path / "imgs"),
+                  "--output-folder", str(tmp_path / "o")]):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "refusing to load" in err and str(path) in err and "could run code" in err
@@ -131,13 +109,9 @@ def test_pickled_code_is_refused_by_every_loader(evil, cfg_path, tmp_path, capsy
 # damaged and mismatched files ------------------------------------------------------------------------------------
 def test_truncated_and_random_checkpoints(trained, tmp_path):
     data = trained.read_bytes()
-    for name, content in (
-        ("half.pth", data[: len(data) // 2]),
-        ("head.pth", data[:100]),
-        ("random.pth", random.Random(1).randbytes(4096)),
-        ("empty.pth", b""),
-        ("text.pth", b"hello, I am not a checkpoint\n"),
-    ):
+    for name, content in (("half.pth", data[: len(data) // 2]), ("head.pth", data[:100]),
+                          ("random.pth", random.Random(1).randbytes(4096)), ("empty.pth", b""),
+                          ("text.pth", b"hello, I am not a checkpoint\n")):
         path = tmp_path / name
         path.write_bytes(content)
         with pytest.raises(UserError, match=r"unreadable|corrupt|truncated") as info:
@@ -267,13 +241,8 @@ def test_atomic_save_interrupted_by_fsync_failure(tmp_path, monkeypatch):
 # kill -9 during training -----------------------------------------------------------------------------------------
 def _train_process(cfg_path: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "masterocr", "train", "-c", str(cfg_path), "-d", "cpu"],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=cfg_path.parent,
-    )
+    return subprocess.Popen([sys.executable, "-m", "masterocr", "train", "-c", str(cfg_path), "-d", "cpu"],
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=cfg_path.parent)
 
 
 def _kill_during_training(words: Path, tmp_path: Path, rng: random.Random) -> Path:
@@ -322,9 +291,8 @@ def test_kill_9_at_random_moments(words, tmp_path, capsys, seed):
 
 
 # non-finite loss ---------------------------------------------------------------------------------------------------
-def test_nonfinite_loss_skips_then_stops_and_keeps_the_last_good_checkpoint(
-    words, tmp_path, monkeypatch, capsys, caplog
-):
+def test_nonfinite_loss_skips_then_stops_and_keeps_the_last_good_checkpoint(words, tmp_path, monkeypatch, capsys,
+                                                                            caplog):
     cfg = tiny_train_config(words, tmp_path / "saved", max_steps=50, nan_patience=2)
     real_loss = Trainer._loss
     calls = {"n": 0}

@@ -25,14 +25,11 @@ FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCh
 SLOW = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # text that looks like label files: separators, newlines, JSON punctuation, paths, BOMs, odd unicode
-label_alphabet = st.sampled_from(
-    list(',\t \r\n{}[]":.\\/-_ab01')
-    + ["../", "\ufeff", "\u00e9", "\u4e2d", "\x00", '{"ImageFile": ', '"Label": ', "\u2028"]
-)
+label_alphabet = st.sampled_from(list(",\t \r\n{}[]\":.\\/-_ab01") + ["../", "\ufeff", "\u00e9", "\u4e2d", "\x00",
+                                                                      '{"ImageFile": ', '"Label": ', "\u2028"])
 label_text = st.lists(label_alphabet, max_size=60).map("".join)
-label_bytes = st.one_of(
-    st.binary(max_size=200), label_text.map(lambda t: t.encode("utf-8")), label_text.map(lambda t: t.encode("utf-16"))
-)
+label_bytes = st.one_of(st.binary(max_size=200), label_text.map(lambda t: t.encode("utf-8")),
+                        label_text.map(lambda t: t.encode("utf-16")))
 
 
 def _write(data: bytes, suffix: str = ".txt") -> Path:
@@ -52,12 +49,8 @@ def _tmp() -> Path:
 
 
 @FAST
-@given(
-    data=label_bytes,
-    fmt=st.sampled_from(["txt", "jsonl"]),
-    split=st.sampled_from([",", "\t", " ", "::", ""]),
-    confine=st.booleans(),
-)
+@given(data=label_bytes, fmt=st.sampled_from(["txt", "jsonl"]), split=st.sampled_from([",", "\t", " ", "::", ""]),
+       confine=st.booleans())
 def test_parse_label_file_raises_only_user_error(data, fmt, split, confine):
     path = _write(data)
     try:

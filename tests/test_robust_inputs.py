@@ -55,19 +55,8 @@ def _no_traceback(text: str) -> None:
 # predict folder (CLI) --------------------------------------------------------------------------------------------
 def test_cli_predict_writes_one_entry_per_file_with_reasons(tiny_ckpt, mixed_folder, tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(
-        [
-            "predict",
-            "--checkpoint",
-            str(tiny_ckpt),
-            "--img-folder",
-            str(mixed_folder),
-            "--output-folder",
-            str(out),
-            "--batch-size",
-            "32",
-        ]
-    )
+    rc = main(["predict", "--checkpoint", str(tiny_ckpt), "--img-folder", str(mixed_folder),
+               "--output-folder", str(out), "--batch-size", "32"])
     captured = capsys.readouterr()
     assert rc == 0
     _no_traceback(captured.err)
@@ -102,19 +91,15 @@ def test_cli_predict_all_unreadable_exits_nonzero(tiny_ckpt, tmp_path, capsys):
     assert len(entries) == len(BAD_FILES) and all(e["error"] for e in entries)
 
 
-@pytest.mark.parametrize(
-    "setup, fragment",
-    [
-        (lambda d: None, "not exist"),  # missing folder
-        (lambda d: d.mkdir(), "holds no image files"),  # empty folder
-    ],
-)
+@pytest.mark.parametrize("setup, fragment", [
+    (lambda d: None, "not exist"),  # missing folder
+    (lambda d: d.mkdir(), "holds no image files"),  # empty folder
+])
 def test_cli_predict_bad_folder_is_one_line_error(tiny_ckpt, tmp_path, capsys, setup, fragment):
     folder = tmp_path / "imgs"
     setup(folder)
-    rc = main(
-        ["predict", "--checkpoint", str(tiny_ckpt), "--img-folder", str(folder), "--output-folder", str(tmp_path / "o")]
-    )
+    rc = main(["predict", "--checkpoint", str(tiny_ckpt), "--img-folder", str(folder),
+               "--output-folder", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and fragment in err and str(folder) in err
     _no_traceback(err)
@@ -135,7 +120,7 @@ def test_api_paths_and_bytes(rec, mixed_folder):
             assert pred.to_json(name)["error"] == pred.error
         else:
             assert pred.error is None and isinstance(pred.text, str) and 0.0 <= pred.score <= 1.0, name
-    assert [p.text for p in preds[: len(names)]] == [p.text for p in preds[len(names) :]]  # same image, same text
+    assert [p.text for p in preds[: len(names)]] == [p.text for p in preds[len(names):]]  # same image, same text
     # a single (non-list) input gives one prediction too
     bad, good = rec.predict(sources[names.index("bomb.png")]), rec.predict(sources[names.index("word.png")])
     assert len(bad) == len(good) == 1 and "pixels" in bad[0].error and good[0].error is None
@@ -205,9 +190,8 @@ def _dataset(tmp_path: Path, text: str | bytes, **kw) -> TextLineDataset:
     label = tmp_path / "gt.txt"
     label.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
     kw.setdefault("charset", Charset.default())
-    return TextLineDataset(
-        label, kw.pop("img_root", tmp_path / "imgs"), img_h=32, img_w=128, in_channels=1, max_len=25, **kw
-    )
+    return TextLineDataset(label, kw.pop("img_root", tmp_path / "imgs"), img_h=32, img_w=128, in_channels=1,
+                           max_len=25, **kw)
 
 
 def test_dataset_skips_and_counts_bad_images(tmp_path):
@@ -248,14 +232,8 @@ def test_dataset_label_file_cases(tmp_path, caplog):
         ds = _dataset(tmp_path, text, charset=charset)
     assert ds.total == len(lines) - 1
     assert ds.duplicates == 1
-    assert dict(ds.skipped) == {
-        MISSING_IMAGE: 1,
-        EMPTY_LABEL: 1,
-        WHITESPACE_LABEL: 1,
-        TOO_LONG: 1,
-        NO_SEPARATOR: 1,
-        OUTSIDE_ROOT: 2,
-    }
+    assert dict(ds.skipped) == {MISSING_IMAGE: 1, EMPTY_LABEL: 1, WHITESPACE_LABEL: 1, TOO_LONG: 1,
+                                NO_SEPARATOR: 1, OUTSIDE_ROOT: 2}
     assert [Path(p).name for p in ds.paths] == ["word.png", "word.png", "cmyk.jpg", "deep16.png"]
     assert ds.labels == ["cat", "cat again", "caf\u00e9\u4e2d", " spaced label "]  # no BOM, no \r
     assert "skipped 7 of 11 samples" in caplog.text and "1 duplicate file name" in caplog.text
@@ -281,12 +259,8 @@ def test_training_refuses_a_set_with_no_usable_sample(tmp_path, capsys):
     write_files(tmp_path / "imgs", GOOD_FILES)
     (tmp_path / "gt.txt").write_text("../../etc/passwd,root\n/etc/passwd,root\nmissing.png,x\n")
     data = {"type": "TextDataset", "args": {"txt_file": str(tmp_path / "gt.txt"), "img_root": str(tmp_path / "imgs")}}
-    cfg = {
-        "name": "r",
-        "model_arch": {"type": "MASTER", "args": {"preset": "tiny"}},
-        "train_dataset": data,
-        "trainer": {"max_steps": 1, "save_dir": str(tmp_path / "saved"), "progress": False},
-    }
+    cfg = {"name": "r", "model_arch": {"type": "MASTER", "args": {"preset": "tiny"}}, "train_dataset": data,
+           "trainer": {"max_steps": 1, "save_dir": str(tmp_path / "saved"), "progress": False}}
     (tmp_path / "c.json").write_text(json.dumps(cfg))
     rc = main(["train", "-c", str(tmp_path / "c.json"), "-d", "cpu"])
     err = capsys.readouterr().err

@@ -173,12 +173,8 @@ def test_model_info(client, rec):
     m = client.get("/v1/model").json()
     assert m["config"] == rec.cfg.to_dict()
     assert m["charset"]["keys"] == rec.charset.keys
-    assert m["input"] == {
-        "height": rec.cfg.img_h,
-        "width": rec.cfg.img_w,
-        "channels": rec.cfg.in_channels,
-        "keep_ratio": rec.cfg.keep_ratio,
-    }
+    assert m["input"] == {"height": rec.cfg.img_h, "width": rec.cfg.img_w, "channels": rec.cfg.in_channels,
+                          "keep_ratio": rec.cfg.keep_ratio}
     assert m["attention_grid"] == {"height": rec.cfg.img_h // 8, "width": rec.cfg.img_w // 4}
     assert m["checkpoint"] is None and m["sha256"] is None  # in-memory model
     assert m["parameters"] == sum(p.numel() for p in rec.model.parameters())

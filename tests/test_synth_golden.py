@@ -66,7 +66,9 @@ def synthesizer_case() -> str:
 
 
 def dataset_case(training: bool) -> str:
-    ds = SynthDataset(charset=Charset.default(), img_h=32, img_w=100, seed=5, length=20, training=training, fonts="all")
+    ds = SynthDataset(
+        charset=Charset.default(), img_h=32, img_w=100, seed=5, length=20, training=training, fonts="all"
+    )
     h = hashlib.sha256()
     for epoch in (0, 1):
         ds.set_epoch(epoch)

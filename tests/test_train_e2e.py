@@ -13,36 +13,19 @@ from masterocr.runtime.torch import Recognizer
 
 
 def tiny_config(word_set: Path, save_dir: Path, steps: int) -> dict:
-    data = {
-        "type": "TextDataset",
-        "args": {"txt_file": str(word_set / "gt.txt"), "img_root": str(word_set / "images"), "split": ","},
-    }
+    data = {"type": "TextDataset", "args": {"txt_file": str(word_set / "gt.txt"),
+                                            "img_root": str(word_set / "images"), "split": ","}}
     return {
-        "name": "e2e",
-        "run_id": "tiny",
-        "seed": 7,
-        "distributed": False,
-        "augment": False,
+        "name": "e2e", "run_id": "tiny", "seed": 7, "distributed": False, "augment": False,
         "model_arch": {"type": "MASTER", "args": {"preset": "tiny", "decoder_kwargs": {"dropout": 0.0}}},
-        "train_dataset": data,
-        "val_dataset": data,
+        "train_dataset": data, "val_dataset": data,
         "train_loader": {"args": {"batch_size": 12, "num_workers": 0}},
         "val_loader": {"args": {"batch_size": 12, "num_workers": 0}},
         "optimizer": {"type": "Adam", "args": {"lr": 0.002}},
         "lr_scheduler": {"type": "WarmupCosine", "args": {"warmup_steps": 20, "total_steps": 400, "min_ratio": 0.05}},
-        "trainer": {
-            "epochs": 10_000,
-            "max_steps": steps,
-            "val_step_interval": 100,
-            "log_step_interval": 20,
-            "save_dir": str(save_dir),
-            "save_step_interval": 100,
-            "save_period": 1000,
-            "train_num_workers": 0,
-            "val_num_workers": 0,
-            "progress": False,
-            "monitor": "max word_acc",
-        },
+        "trainer": {"epochs": 10_000, "max_steps": steps, "val_step_interval": 100, "log_step_interval": 20,
+                    "save_dir": str(save_dir), "save_step_interval": 100, "save_period": 1000, "train_num_workers": 0,
+                    "val_num_workers": 0, "progress": False, "monitor": "max word_acc"},
     }
 
 
@@ -62,58 +45,21 @@ def test_tiny_learns_its_words_then_resumes_predicts_and_evaluates(word_set, tmp
         torch.load(p, weights_only=True)
 
     # resume: continues from step 250 in the same run folder
-    assert (
-        main(
-            [
-                "train",
-                "-c",
-                str(cfg_path),
-                "-r",
-                str(run_dir / "checkpoint-latest.pth"),
-                "--set",
-                "trainer.max_steps=400",
-            ]
-        )
-        == 0
-    )
+    assert main(["train", "-c", str(cfg_path), "-r", str(run_dir / "checkpoint-latest.pth"),
+                 "--set", "trainer.max_steps=400"]) == 0
     summary2 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary2["step"] == 400 and summary2["run_dir"] == str(run_dir)
     assert summary2["metrics"]["word_acc"] == 1.0
 
     # predict the training images and evaluate: it reads them all
     out_dir = tmp_path / "pred"
-    assert (
-        main(
-            [
-                "predict",
-                "--checkpoint",
-                str(run_dir / "model_best.pth"),
-                "--img_folder",
-                str(word_set / "images"),
-                "--output_folder",
-                str(out_dir),
-                "--batch_size",
-                "5",
-            ]
-        )
-        == 0
-    )
+    assert main(["predict", "--checkpoint", str(run_dir / "model_best.pth"), "--img_folder",
+                 str(word_set / "images"), "--output_folder", str(out_dir), "--batch_size", "5"]) == 0
     results = json.loads((out_dir / "predict_result.json").read_text())
     assert len(results) == 12 and {"filename", "result", "pred_score"} <= set(results[0])
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "eval",
-                "--predict-path",
-                str(out_dir / "predict_result.json"),
-                "--label-path",
-                str(word_set / "labels.jsonl"),
-                "--json",
-            ]
-        )
-        == 0
-    )
+    assert main(["eval", "--predict-path", str(out_dir / "predict_result.json"), "--label-path",
+                 str(word_set / "labels.jsonl"), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["word_acc"] == 1.0 and metrics["edit_acc"] == 1.0
 

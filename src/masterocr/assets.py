@@ -59,5 +59,7 @@ def default_weights_path() -> Path:
     """The default model: $MASTEROCR_WEIGHTS, else the shipped word model; an error when the file is missing."""
     path = weights_override() or shipped_model()
     if not path.exists():
-        raise UserError(f"no shipped weights at {path}; pass --checkpoint, or set {WEIGHTS_ENV} to a .safetensors file")
+        raise UserError(
+            f"no shipped weights at {path}; pass --checkpoint, or set {WEIGHTS_ENV} to a .safetensors file"
+        )
     return path

@@ -28,40 +28,19 @@ def add_train(sub) -> None:
     p = sub.add_parser("train", help="train from a config file (one process, or DDP under torchrun)")
     p.add_argument("-c", "--config", required=True, help="JSON config (the original MASTER schema)")
     p.add_argument("-r", "--resume", help="checkpoint (.pth) or run folder to continue from")
-    p.add_argument(
-        "--finetune",
-        nargs="?",
-        const=True,
-        default=None,
-        type=_bool_arg,
-        help="with -r: load its weights only, restart epochs and optimizer",
-    )
+    p.add_argument("--finetune", nargs="?", const=True, default=None, type=_bool_arg,
+                   help="with -r: load its weights only, restart epochs and optimizer")
     p.add_argument("-d", "--device", help="cpu, cuda, cuda:N, or GPU ids like 0,1 (the local rank picks one)")
-    p.add_argument(
-        "--set",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        action="extend",
-        help="override config values, e.g. trainer.epochs=3 optimizer.args.lr=1e-4",
-    )
-    p.add_argument(
-        "-dist",
-        "--distributed",
-        type=_bool_arg,
-        default=None,
-        help="false: debug mode, one process even under a launcher",
-    )
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", action="extend",
+                   help="override config values, e.g. trainer.epochs=3 optimizer.args.lr=1e-4")
+    p.add_argument("-dist", "--distributed", type=_bool_arg, default=None,
+                   help="false: debug mode, one process even under a launcher")
     p.add_argument("--local_world_size", "--local-world-size", type=int, default=None)
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument(
-        "--nproc", type=int, default=None, help="launch N processes on this machine through torchrun's launcher"
-    )
-    p.add_argument(
-        "--check",
-        action="store_true",
-        help="validate the config (docs/config.schema.json) and its settings, then exit without training",
-    )
+    p.add_argument("--nproc", type=int, default=None,
+                   help="launch N processes on this machine through torchrun's launcher")
+    p.add_argument("--check", action="store_true",
+                   help="validate the config (docs/config.schema.json) and its settings, then exit without training")
     p.set_defaults(func=cmd_train)
 
 
@@ -114,33 +93,23 @@ def add_predict(sub) -> None:
 
 
 def add_runtime_options(p, default_backend: str = "auto") -> None:
-    p.add_argument(
-        "--backend",
-        choices=["auto", "torch", "onnx"],
-        default=default_backend,
-        help="onnx: --checkpoint is a folder written by `masterocr export` (default: the shipped "
-        "model's int8 graphs, weights/master_medium_int8); auto: those graphs when no --checkpoint "
-        "is given and onnxruntime is installed (CPU, fp32), else torch "
-        f"(default: {default_backend})",
-    )
+    p.add_argument("--backend", choices=["auto", "torch", "onnx"], default=default_backend,
+                   help="onnx: --checkpoint is a folder written by `masterocr export` (default: the shipped "
+                        "model's int8 graphs, weights/master_medium_int8); auto: those graphs when no --checkpoint "
+                        "is given and onnxruntime is installed (CPU, fp32), else torch "
+                        f"(default: {default_backend})")
     p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="CPU threads for inference (default: every core); with --backend onnx, batches under 32 "
-        "run the decoder steps on one thread whatever this says (faster)",
-    )
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for inference (default: every core); with --backend onnx, batches under 32 "
+                        "run the decoder steps on one thread whatever this says (faster)")
 
 
 def say_backend(asked: str, rec) -> None:
     """On stderr, when "auto" chose the ONNX graphs: a user comparing readings with the PyTorch model knows why."""
     if asked == "auto" and rec.backend != "torch":
-        print(
-            f"backend auto: the shipped int8 ONNX graphs ({rec.weights_path}); --backend torch for the PyTorch model",
-            file=sys.stderr,
-        )
+        print(f"backend auto: the shipped int8 ONNX graphs ({rec.weights_path}); --backend torch for the PyTorch model",
+              file=sys.stderr)
 
 
 def cmd_predict(args) -> int:
@@ -167,13 +136,8 @@ def cmd_predict(args) -> int:
 def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="score predict_result.json against a label file")
     p.add_argument("--predict-path", "--predict_path", dest="predict_path", required=True)
-    p.add_argument(
-        "--label-path",
-        "--label_path",
-        dest="label_path",
-        required=True,
-        help="JSON lines {ImageFile, Label} or txt name<sep>label",
-    )
+    p.add_argument("--label-path", "--label_path", dest="label_path", required=True,
+                   help="JSON lines {ImageFile, Label} or txt name<sep>label")
     p.add_argument("--split", default=",", help="separator of a txt label file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
@@ -187,11 +151,8 @@ def cmd_eval(args) -> int:
     if args.json:
         print(json.dumps(metrics))
     else:
-        print(
-            format_table(
-                [("all", metrics)], ["word_acc", "word_acc_ci", "word_acc_str", "edit_acc", "num_labels", "num_missing"]
-            )
-        )
+        print(format_table([("all", metrics)], ["word_acc", "word_acc_ci", "word_acc_str", "edit_acc",
+                                                "num_labels", "num_missing"]))
     return 0
 
 
@@ -245,18 +206,8 @@ def cmd_synth(args) -> int:
     from masterocr.data.synth import generate
 
     charset = Charset.from_file(args.charset) if args.charset else Charset.default()
-    stats = generate(
-        args.out,
-        args.count,
-        fonts=args.fonts,
-        charset=charset,
-        height=args.height,
-        width=args.width,
-        seed=args.seed,
-        workers=args.workers,
-        fmt=args.format,
-        font_split=args.font_split,
-    )
+    stats = generate(args.out, args.count, fonts=args.fonts, charset=charset, height=args.height, width=args.width,
+                     seed=args.seed, workers=args.workers, fmt=args.format, font_split=args.font_split)
     print(json.dumps(stats, default=str))
     return 0
 
@@ -284,11 +235,8 @@ def add_export(sub) -> None:
     p.add_argument("--checkpoint", help="checkpoint or weights (default: the shipped model)")
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument(
-        "--int8",
-        action="store_true",
-        help="static int8 convolutions + dynamic int8 decoder matmuls (see bench/accuracy.py)",
-    )
+    p.add_argument("--int8", action="store_true",
+                   help="static int8 convolutions + dynamic int8 decoder matmuls (see bench/accuracy.py)")
     p.add_argument("--calib-images", help="--int8: a folder of crops from your domain (default: synthetic words)")
     p.add_argument("--calib-count", type=int, default=128, help="--int8: calibration images (default 128)")
     p.set_defaults(func=cmd_export)
@@ -322,18 +270,9 @@ def add_serve(sub) -> None:
 def cmd_serve(args) -> int:
     from masterocr.serve.app import serve
 
-    serve(
-        checkpoint=args.checkpoint,
-        host=args.host,
-        port=args.port,
-        max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-        device=args.device,
-        int8=args.int8,
-        dtype=args.dtype,
-        backend=args.backend,
-        threads=args.threads,
-    )
+    serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
+          max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
+          backend=args.backend, threads=args.threads)
     return 0
 
 
@@ -351,11 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # `train --nproc` relaunches this same command line under torchrun
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return args.func(args)
     except UserError as exc:

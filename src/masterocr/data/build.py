@@ -37,7 +37,9 @@ def _check_args(kind: str, args: dict[str, Any]) -> None:
     accepted = sorted(required | optional | _OVERRIDES)
     unknown = sorted(set(args) - required - optional)
     if unknown:
-        raise UserError(f"unknown argument(s) {unknown} for dataset type {kind}; accepted: {', '.join(accepted)}")
+        raise UserError(
+            f"unknown argument(s) {unknown} for dataset type {kind}; accepted: {', '.join(accepted)}"
+        )
     missing = sorted(required - set(args))
     if missing:
         raise UserError(f"dataset type {kind} needs argument(s) {missing}; accepted: {', '.join(accepted)}")

@@ -168,7 +168,9 @@ class TextLineDataset(_LabelFileDataset):
     augment, seed.
     """
 
-    def __init__(self, txt_file: str | Path, img_root: str | Path | None = None, *, split: str = ",", **kw: Any):
+    def __init__(
+        self, txt_file: str | Path, img_root: str | Path | None = None, *, split: str = ",", **kw: Any
+    ):
         super().__init__(txt_file, img_root, "txt", split, **kw)
 
 

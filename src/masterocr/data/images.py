@@ -106,12 +106,16 @@ def _from_array(arr: np.ndarray, name: str) -> Image.Image:
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
         raise ImageError(f"{name}: unsupported array shape {arr.shape}; give HxW, HxWx1, HxWx3 or HxWx4")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageError(f"{name}: image has zero size ({arr.shape[1]}x{arr.shape[0]}); give a non-empty array")
+        raise ImageError(
+            f"{name}: image has zero size ({arr.shape[1]}x{arr.shape[0]}); give a non-empty array"
+        )
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
     elif arr.dtype != np.uint8:
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-            raise ImageError(f"{name}: unsupported array dtype {arr.dtype}; give uint8, uint16 or float in [0,1]")
+            raise ImageError(
+                f"{name}: unsupported array dtype {arr.dtype}; give uint8, uint16 or float in [0,1]"
+            )
         if arr.ndim == 3 and arr.shape[2] == 4:
             # scale colour by its own range, but alpha by its dtype range (it is a mask, not an intensity)
             alpha = arr[:, :, 3].astype(np.float64)
@@ -148,7 +152,9 @@ def _decode(fp: Any, name: str, max_pixels: int) -> Image.Image:
             f"shrink the image or pass a larger max_pixels if you trust it"
         ) from exc
     except Image.UnidentifiedImageError as exc:
-        raise ImageError(f"{name}: not an image (or a format Pillow cannot read); remove or convert it") from exc
+        raise ImageError(
+            f"{name}: not an image (or a format Pillow cannot read); remove or convert it"
+        ) from exc
     except MemoryError as exc:
         raise ImageError(f"{name}: out of memory decoding the image; shrink it") from exc
     except Exception as exc:  # truncated/corrupt data: OSError, SyntaxError, ValueError, EOFError, ...
@@ -196,7 +202,9 @@ def load_image(source: Any, name: str | None = None, max_pixels: int = MAX_PIXEL
             if source.format is not None:  # straight from Image.open: stored orientation, apply EXIF
                 source = ImageOps.exif_transpose(source) or source
         except Exception as exc:
-            raise ImageError(f"{name}: image is truncated or corrupt ({_one_line(exc)}); re-export it") from exc
+            raise ImageError(
+                f"{name}: image is truncated or corrupt ({_one_line(exc)}); re-export it"
+            ) from exc
         return to_rgb(source, name)
     if isinstance(source, np.ndarray):
         name = name or "<array>"

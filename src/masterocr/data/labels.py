@@ -76,7 +76,9 @@ def read_label_text(path: str | Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise UserError(f"label file {path} is not UTF-8 (bad byte on line {line}); re-save it as UTF-8") from exc
+        raise UserError(
+            f"label file {path} is not UTF-8 (bad byte on line {line}); re-save it as UTF-8"
+        ) from exc
 
 
 def guess_format(path: str | Path, text: str) -> str:
@@ -151,7 +153,9 @@ def parse_label_file(
             continue
         full = os.path.normpath(os.path.join(root, name))
         # a lexical check: symlinks inside img_root pointing elsewhere stay allowed (common for datasets)
-        if confine and (os.path.isabs(name) or not (full == root or full.startswith(root.rstrip(os.sep) + os.sep))):
+        if confine and (
+            os.path.isabs(name) or not (full == root or full.startswith(root.rstrip(os.sep) + os.sep))
+        ):
             out.skipped[OUTSIDE_ROOT] += 1
             continue
         names[full] += 1

@@ -49,7 +49,9 @@ def open_lmdb(root: Path) -> lmdb.Environment:
     env = _envs.get(key)
     if env is None:
         try:
-            env = lmdb.open(str(root), readonly=True, lock=False, readahead=False, meminit=False, max_readers=256)
+            env = lmdb.open(
+                str(root), readonly=True, lock=False, readahead=False, meminit=False, max_readers=256
+            )
         except lmdb.Error as exc:
             raise UserError(
                 f"cannot open LMDB {root} ({' '.join(str(exc).split())}); it is not an LMDB or is "
@@ -74,6 +76,7 @@ def find_lmdbs(root: str | Path) -> list[str]:
             rel = os.path.relpath(dirpath, root)
             found.append("" if rel == "." else Path(rel).as_posix())
     return found
+
 
 
 def write_lmdb(
@@ -103,12 +106,16 @@ def write_lmdb(
         try:
             env = lmdb.open(str(tmp), map_size=map_size, meminit=False)
         except lmdb.Error as exc:
-            raise UserError(f"cannot create LMDB in {tmp} ({exc}); try a smaller map_size or another disk") from exc
+            raise UserError(
+                f"cannot create LMDB in {tmp} ({exc}); try a smaller map_size or another disk"
+            ) from exc
         try:
             txn = env.begin(write=True)
             for image, label in tqdm(samples, total=total, disable=not progress, unit="img", desc=out.name):
                 if not isinstance(image, (bytes, bytearray, memoryview)) or not isinstance(label, str):
-                    raise TypeError(f"write_lmdb wants (bytes, str) samples, got ({type(image)}, {type(label)})")
+                    raise TypeError(
+                        f"write_lmdb wants (bytes, str) samples, got ({type(image)}, {type(label)})"
+                    )
                 count += 1
                 txn.put(b"image-%09d" % count, bytes(image))
                 txn.put(b"label-%09d" % count, label.encode("utf-8"))

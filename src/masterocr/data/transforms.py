@@ -18,7 +18,9 @@ from masterocr.errors import UserError
 PAD_VALUE = 0.0
 
 
-def preprocess(img: Image.Image, height: int, width: int, channels: int = 3, keep_ratio: bool = False) -> torch.Tensor:
+def preprocess(
+    img: Image.Image, height: int, width: int, channels: int = 3, keep_ratio: bool = False
+) -> torch.Tensor:
     """Resize and normalise an image to a float32 tensor of shape (channels, height, width).
 
     Pixel values become (x - 127.5) / 127.5, in [-1, 1]. `channels` 1 gives grayscale ("L"), 3 RGB.

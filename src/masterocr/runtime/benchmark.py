@@ -29,17 +29,8 @@ def benchmark_sets(root: str | Path) -> list[Path]:
 def evaluate_lmdb(recognizer: BaseRecognizer, path: Path, batch_size: int = 64, progress: bool = False) -> Counts:
     """Counts for one LMDB set; labels are kept whole (no length filter), so a long label counts as wrong."""
     c = recognizer.cfg
-    ds = LmdbDataset(
-        path,
-        charset=recognizer.charset,
-        img_h=c.img_h,
-        img_w=c.img_w,
-        in_channels=c.in_channels,
-        keep_ratio=c.keep_ratio,
-        variable_width=c.variable_width,
-        max_len=10_000,
-        training=False,
-    )
+    ds = LmdbDataset(path, charset=recognizer.charset, img_h=c.img_h, img_w=c.img_w, in_channels=c.in_channels,
+                     keep_ratio=c.keep_ratio, variable_width=c.variable_width, max_len=10_000, training=False)
     counts = Counts()
     loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate)
     for batch in tqdm(loader, desc=path.name, disable=not progress, leave=False):
@@ -49,8 +40,7 @@ def evaluate_lmdb(recognizer: BaseRecognizer, path: Path, batch_size: int = 64, 
             continue
         with torch.inference_mode():
             extra = {} if batch.widths is None else {"widths": batch.widths}  # padded lines: their widths
-            preds = recognizer.predict_tensors(batch.images, **extra)
-            for pred, gold in zip(preds, batch.labels):
+            for pred, gold in zip(recognizer.predict_tensors(batch.images, **extra), batch.labels):
                 counts.add(pred.text, gold)
     return counts
 

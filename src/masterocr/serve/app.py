@@ -86,12 +86,10 @@ def model_info(recognizer: BaseRecognizer, serving: dict) -> dict:
     weights_path = recognizer.weights_path
     return {
         "config": cfg.to_dict(),
-        "charset": {
-            "keys": recognizer.charset.keys,
-            "size": len(recognizer.charset.keys),
-            "case_sensitive": recognizer.charset.case_sensitive,
-        },
-        "input": {"height": cfg.img_h, "width": cfg.img_w, "channels": cfg.in_channels, "keep_ratio": cfg.keep_ratio},
+        "charset": {"keys": recognizer.charset.keys, "size": len(recognizer.charset.keys),
+                    "case_sensitive": recognizer.charset.case_sensitive},
+        "input": {"height": cfg.img_h, "width": cfg.img_w, "channels": cfg.in_channels,
+                  "keep_ratio": cfg.keep_ratio},
         "attention_grid": {"height": cfg.img_h // 8, "width": cfg.img_w // 4},
         "checkpoint": str(weights_path) if weights_path else None,
         "variant": recognizer.variant,
@@ -139,9 +137,8 @@ def _add_info_routes(app: FastAPI, info: dict, page: str) -> None:
         return HTMLResponse(page)
 
 
-def prepare_images(
-    recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int
-) -> list[torch.Tensor | str]:
+def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int
+                   ) -> list[torch.Tensor | str]:
     """Each image as the model's input tensor, or the message saying why it cannot be read."""
     cfg = recognizer.cfg
     out: list[torch.Tensor | str] = []
@@ -174,7 +171,8 @@ def result_entries(prepared: list[torch.Tensor | str], preds: list[Prediction], 
     return results
 
 
-async def _decode(batcher: Batcher, tensors: list[torch.Tensor], attention: bool, timeout_s: float) -> list[Prediction]:
+async def _decode(batcher: Batcher, tensors: list[torch.Tensor], attention: bool, timeout_s: float
+                  ) -> list[Prediction]:
     """Queue the tensors and wait for their predictions: 504 past `timeout_s`, a JSON 500 when the model fails."""
     futures = batcher.submit(tensors, attention) if tensors else []
     try:
@@ -187,16 +185,10 @@ async def _decode(batcher: Batcher, tensors: list[torch.Tensor], attention: bool
         raise RequestError(500, "internal error") from None
 
 
-def _add_recognize_route(
-    app: FastAPI, recognizer: BaseRecognizer, batcher: Batcher, limits: RequestLimits, request_timeout_s: float
-) -> None:
-    @app.post(
-        "/v1/recognize",
-        summary="recognize the text of one or more word images",
-        response_model=None,
-        responses=RECOGNIZE_RESPONSES,
-        openapi_extra=RECOGNIZE_BODY,
-    )
+def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batcher, limits: RequestLimits,
+                         request_timeout_s: float) -> None:
+    @app.post("/v1/recognize", summary="recognize the text of one or more word images", response_model=None,
+              responses=RECOGNIZE_RESPONSES, openapi_extra=RECOGNIZE_BODY)
     async def recognize(
         request: Request,
         attention: bool = Query(False, description="add per-character cross-attention maps (H/8 x W/4)"),
@@ -223,15 +215,9 @@ def create_app(
     """The recognition service around `recognizer` (see the module docstring)."""
     batcher = Batcher(recognizer, max_batch, max_wait_ms, max_queue)
     limits = RequestLimits(max_images_per_request, max_request_bytes, max_pixels)
-    serving = {
-        "max_batch": max_batch,
-        "max_wait_ms": max_wait_ms,
-        "max_queue": max_queue,
-        "max_images_per_request": max_images_per_request,
-        "max_request_bytes": max_request_bytes,
-        "max_pixels": max_pixels,
-        "request_timeout_s": request_timeout_s,
-    }
+    serving = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue,
+               "max_images_per_request": max_images_per_request, "max_request_bytes": max_request_bytes,
+               "max_pixels": max_pixels, "request_timeout_s": request_timeout_s}
     info = model_info(recognizer, serving)
 
     @contextlib.asynccontextmanager
@@ -242,12 +228,8 @@ def create_app(
         finally:
             await batcher.stop()
 
-    app = FastAPI(
-        title="masterocr",
-        version="1",
-        lifespan=lifespan,
-        description="MASTER scene-text recognition: send word crops, get text, scores and attention.",
-    )
+    app = FastAPI(title="masterocr", version="1", lifespan=lifespan,
+                  description="MASTER scene-text recognition: send word crops, get text, scores and attention.")
     app.state.batcher = batcher
     app.state.recognizer = recognizer
     _add_error_handlers(app)

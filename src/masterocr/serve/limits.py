@@ -86,10 +86,8 @@ def decode_base64(value: Any, index: int) -> bytes:
 
 def _check_count(count: int, limits: RequestLimits) -> None:
     if count > limits.max_images_per_request:
-        raise RequestError(
-            413,
-            f"{count} images, more than the limit of {limits.max_images_per_request} per request; split the request",
-        )
+        raise RequestError(413, f"{count} images, more than the limit of {limits.max_images_per_request} "
+                                "per request; split the request")
 
 
 def json_images(body: bytes, limits: RequestLimits) -> list[tuple[str, bytes]]:
@@ -97,9 +95,9 @@ def json_images(body: bytes, limits: RequestLimits) -> list[tuple[str, bytes]]:
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise RequestError(400, 'body is not valid JSON; send {"images": [base64, ...]}') from None
+        raise RequestError(400, "body is not valid JSON; send {\"images\": [base64, ...]}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        raise RequestError(400, 'JSON body needs an "images" list of base64-encoded image files')
+        raise RequestError(400, "JSON body needs an \"images\" list of base64-encoded image files")
     raw = doc["images"]
     _check_count(len(raw), limits)
     return [(f"images[{i}]", decode_base64(v, i)) for i, v in enumerate(raw)]
@@ -113,9 +111,8 @@ async def multipart_images(request: Request, body: bytes, limits: RequestLimits)
 
     form_request = Request(request.scope, receive=replay)
     try:
-        form = await form_request.form(
-            max_files=limits.max_images_per_request + 1, max_fields=1000, max_part_size=limits.max_request_bytes
-        )
+        form = await form_request.form(max_files=limits.max_images_per_request + 1, max_fields=1000,
+                                       max_part_size=limits.max_request_bytes)
     except StarletteHTTPException as exc:
         raise RequestError(400, f"malformed multipart body: {exc.detail}") from None
     except Exception as exc:
@@ -145,19 +142,15 @@ async def read_images(request: Request, limits: RequestLimits) -> list[tuple[str
     """The images of a recognition request as (name, bytes), every limit checked; RequestError otherwise."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in CONTENT_TYPES:
-        raise RequestError(
-            415,
-            f"unsupported content type {ctype or '(none)'!r}; send multipart/form-data "
-            "with 'file' fields or application/json {\"images\": [base64, ...]}",
-        )
+        raise RequestError(415, f"unsupported content type {ctype or '(none)'!r}; send multipart/form-data "
+                                "with 'file' fields or application/json {\"images\": [base64, ...]}")
     body = await read_body(request, limits.max_request_bytes)
     if ctype == "application/json":
         images = json_images(body, limits)
     else:
         images = await multipart_images(request, body, limits)
     if not images:
-        raise RequestError(
-            400, "no images: send one or more multipart 'file' fields or a non-empty JSON \"images\" list"
-        )
+        raise RequestError(400, "no images: send one or more multipart 'file' fields or a non-empty "
+                                "JSON \"images\" list")
     check_pixels(images, limits.max_pixels)
     return images

@@ -230,7 +230,7 @@ def train_settings(config: dict) -> TrainSettings:
         if key in config and config[key] is not None:
             setattr(result, key, config[key])
     if result.amp not in (None, "bf16", "fp16"):
-        raise UserError(f'trainer.amp must be "bf16", "fp16" or null, got {result.amp!r}')
+        raise UserError(f"trainer.amp must be \"bf16\", \"fp16\" or null, got {result.amp!r}")
     return result
 
 

@@ -69,9 +69,8 @@ def init_distributed(want_distributed: bool, device_spec: str | None) -> DistInf
         # Each restart round therefore gets its own key space.
         store, _, _ = next(dist.rendezvous("env://", rank, world))
         restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-        dist.init_process_group(
-            backend=backend, store=dist.PrefixStore(f"masterocr.restart{restart}", store), rank=rank, world_size=world
-        )
+        dist.init_process_group(backend=backend, store=dist.PrefixStore(f"masterocr.restart{restart}", store),
+                                rank=rank, world_size=world)
     return DistInfo(rank, world, local_rank, device)
 
 

@@ -120,15 +120,9 @@ class Trainer:
         if opts.auto_resume and not resume and not finetune:
             run_dir, resume = auto_resume_dir(opts)
         if resume:
-            return resume_from(
-                resume,
-                model=self.model,
-                optimization=self.optimization,
-                state=self.state,
-                dist=self.dist,
-                batch_size=opts.train_batch_size,
-                batches_per_epoch=self.data.batches_per_epoch,
-            )
+            return resume_from(resume, model=self.model, optimization=self.optimization, state=self.state,
+                               dist=self.dist, batch_size=opts.train_batch_size,
+                               batches_per_epoch=self.data.batches_per_epoch)
         if finetune:
             finetune_from(finetune, self.model)
         return run_dir or new_run_dir(opts)
@@ -139,9 +133,8 @@ class Trainer:
         path = None
         if self.dist.is_main:
             path = self.run_dir / name
-            atomic_save(
-                checkpoint_dict(self.state, self.model, self.optimization, self.settings, self.dist.world_size), path
-            )
+            atomic_save(checkpoint_dict(self.state, self.model, self.optimization, self.settings,
+                                        self.dist.world_size), path)
             log.info("saved %s (epoch %d, step %d)", path, self.state.epoch, self.state.step)
         return path
 
@@ -224,14 +217,8 @@ class Trainer:
             self.writer.add_scalar("train/images_per_s", rate, self.state.step)
 
     def _run_callbacks(self) -> None:
-        info = StepState(
-            self.state.step,
-            self.state.epoch,
-            self.state.batch_in_epoch,
-            self.dist.rank,
-            self.dist.world_size,
-            self.run_dir,
-        )
+        info = StepState(self.state.step, self.state.epoch, self.state.batch_in_epoch, self.dist.rank,
+                         self.dist.world_size, self.run_dir)
         for callback in self.callbacks:
             callback(info)
 
@@ -243,11 +230,8 @@ class Trainer:
         if step % opts.log_step_interval == 0:
             self._log_step(step_loss, meter, bar)
         early_stop = False
-        if (
-            self.data.val_ds is not None
-            and self.state.epoch >= opts.validation_start_epoch
-            and step % opts.val_step_interval == 0
-        ):
+        if self.data.val_ds is not None and self.state.epoch >= opts.validation_start_epoch and \
+                step % opts.val_step_interval == 0:
             self.last_metrics = self.validate()
             early_stop = self._after_validation(self.last_metrics)
         if step % opts.save_step_interval == 0:
@@ -265,11 +249,8 @@ class Trainer:
     def _after_validation(self, metrics: dict) -> bool:
         """Track the best score, save model_best.pth; True when early stopping says stop."""
         state = self.state
-        log.info(
-            "validation at step %d: %s",
-            state.step,
-            ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()),
-        )
+        log.info("validation at step %d: %s", state.step,
+                 ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
         if self.writer:
             for k, v in metrics.items():
                 self.writer.add_scalar(f"val/{k}", v, state.step)
@@ -291,18 +272,10 @@ class Trainer:
         self.stop_signal.install()
         n = sum(p.numel() for p in self.model.parameters())
         train_ds = self.data.train_ds
-        log.info(
-            "model %.2fM parameters, %d classes; %d training samples (%d skipped), %d batches/epoch, "
-            "world size %d, device %s, run dir %s",
-            n / 1e6,
-            len(self.charset),
-            len(train_ds),
-            sum(getattr(train_ds, "skipped", {}).values()),
-            self.data.batches_per_epoch,
-            self.dist.world_size,
-            self.device,
-            self.run_dir,
-        )
+        log.info("model %.2fM parameters, %d classes; %d training samples (%d skipped), %d batches/epoch, "
+                 "world size %d, device %s, run dir %s", n / 1e6, len(self.charset), len(train_ds),
+                 sum(getattr(train_ds, "skipped", {}).values()), self.data.batches_per_epoch,
+                 self.dist.world_size, self.device, self.run_dir)
 
     def _loader(self) -> DataLoader:
         return train_loader(self.data, self.state.epoch, self.state.samples_in_epoch, self.settings.trainer.seed)
@@ -329,12 +302,9 @@ class Trainer:
     def _finish(self) -> None:
         """A last validation when the last step did not just run one, and the final checkpoint."""
         opts, state = self.settings.trainer, self.state
-        if (
-            self.data.val_ds is not None
-            and not self.stop_signal.requested(self.dist)
-            and state.step % opts.val_step_interval
-            and state.epoch - (state.batch_in_epoch == 0) >= opts.validation_start_epoch
-        ):
+        if (self.data.val_ds is not None and not self.stop_signal.requested(self.dist)
+                and state.step % opts.val_step_interval
+                and state.epoch - (state.batch_in_epoch == 0) >= opts.validation_start_epoch):
             self.last_metrics = self.validate()
             self._after_validation(self.last_metrics)
         self.save(LATEST)
@@ -344,13 +314,8 @@ class Trainer:
         opts, state = self.settings.trainer, self.state
         self._open_run()
         self.net.train()
-        bar = tqdm(
-            total=self.data.total_steps,
-            initial=state.step,
-            disable=not (self.dist.is_main and opts.progress),
-            dynamic_ncols=True,
-            unit="step",
-        )
+        bar = tqdm(total=self.data.total_steps, initial=state.step,
+                   disable=not (self.dist.is_main and opts.progress), dynamic_ncols=True, unit="step")
         try:
             while state.epoch <= opts.epochs:
                 if self._run_epoch(bar):
@@ -363,20 +328,10 @@ class Trainer:
                 self.writer.close()
         if state.bad_samples:
             log.warning("skipped %d unreadable samples during training", state.bad_samples)
-        log.info(
-            "stopped at epoch %d, step %d%s",
-            state.epoch,
-            state.step,
-            f" on signal {self.stop_signal.signum}" if self.stop_signal.signum else "",
-        )
-        return {
-            "step": state.step,
-            "epoch": state.epoch,
-            "run_dir": str(self.run_dir),
-            "metrics": self.last_metrics,
-            "bad_samples": state.bad_samples,
-            "signal": self.stop_signal.signum,
-        }
+        log.info("stopped at epoch %d, step %d%s", state.epoch, state.step,
+                 f" on signal {self.stop_signal.signum}" if self.stop_signal.signum else "")
+        return {"step": state.step, "epoch": state.epoch, "run_dir": str(self.run_dir),
+                "metrics": self.last_metrics, "bad_samples": state.bad_samples, "signal": self.stop_signal.signum}
 
     def close(self) -> None:
         """Leave the process group (under DDP)."""

@@ -24,13 +24,7 @@ class ResumableSampler(DistributedSampler):
     """
 
     def __init__(
-        self,
-        dataset: Dataset,
-        num_replicas: int,
-        rank: int,
-        shuffle: bool,
-        seed: int,
-        drop_last: bool = False,
+        self, dataset: Dataset, num_replicas: int, rank: int, shuffle: bool, seed: int, drop_last: bool = False,
         batch_size: int = 1,
     ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)

@@ -155,7 +155,9 @@ def _unknown_keys(model: BaseModel, path: str) -> list[tuple[str, str]]:
     return found
 
 
-def validate_config(raw: object, source: str | Path, *, training: bool = False, warn: bool = True) -> ValidatedConfig:
+def validate_config(
+    raw: object, source: str | Path, *, training: bool = False, warn: bool = True
+) -> ValidatedConfig:
     """Check a parsed config (`json.load`'s result) against the schema; UserError (one line) if it is wrong.
 
     `source` names the config in messages (its path). `training`: also require what a training run needs (a
@@ -172,21 +174,16 @@ def validate_config(raw: object, source: str | Path, *, training: bool = False, 
     for key, hint in _unknown_keys(cfg, "") if warn else ():
         log.warning("%s: unknown key %s is ignored%s", one_line(source), one_line(key), hint)
     if training and cfg.train_dataset is None:
-        raise UserError(
-            f"{one_line(source)}: train_dataset is missing: the training set, "
-            f'e.g. {{"type": "TextDataset", "args": {{"txt_file": ..., "img_root": ...}}}}'
-        )
+        raise UserError(f"{one_line(source)}: train_dataset is missing: the training set, "
+                        f'e.g. {{"type": "TextDataset", "args": {{"txt_file": ..., "img_root": ...}}}}')
     return cfg
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a config, with descriptions for editors."""
     schema = ValidatedConfig.model_json_schema()
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "masterocr training config",
-        **{k: v for k, v in schema.items() if k != "title"},
-    }
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "masterocr training config",
+            **{k: v for k, v in schema.items() if k != "title"}}
 
 
 def schema_text() -> str:

@@ -84,10 +84,8 @@ def describe(err: ErrorDetails, raw: Any) -> str:
     if kind == "unknown_argument":
         owner = _owner(raw, loc, "of")
         loc.append(ctx["key"])
-        return (
-            f"{dotted(loc)} = {show(value[ctx['key']])}: unknown argument{owner}{ctx['hint']}; "
-            f"accepted: {ctx['accepted']}"
-        )
+        return f"{dotted(loc)} = {show(value[ctx['key']])}: unknown argument{owner}{ctx['hint']}; " \
+               f"accepted: {ctx['accepted']}"
     if kind == "section_type":
         allowed = err["msg"]
         if not isinstance(value, dict):

@@ -154,14 +154,18 @@ def _one_or_list(value: Any) -> str:
 
 def OneOrList(item: Any) -> Any:  # noqa: N802
     """`item` or a list of them (the tags keep union member names out of error paths)."""
-    return Annotated[Annotated[item, Tag("<one>")] | Annotated[list[item], Tag("<list>")], Discriminator(_one_or_list)]
+    return Annotated[
+        Annotated[item, Tag("<one>")] | Annotated[list[item], Tag("<list>")], Discriminator(_one_or_list)
+    ]
 
 
 def _empty_if_null(value: Any) -> Any:
     return {} if value is None else value
 
 
-def tagged_sections(kinds: dict[str, Any], what: str, default: str | None = None, nulls: tuple[Any, ...] = ()) -> Any:
+def tagged_sections(
+    kinds: dict[str, Any], what: str, default: str | None = None, nulls: tuple[Any, ...] = ()
+) -> Any:
     """A union of `{"type": kind, "args": ...}` sections picked by "type" (absent/null args: {}).
 
     `default`: the kind used when "type" is absent or one of `nulls`.

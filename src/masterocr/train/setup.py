@@ -51,16 +51,13 @@ def build_train_model(settings: RunSettings, dist: DistInfo) -> torch.nn.Module:
     model = build_model(settings.cfg, settings.charset).to(dist.device)
     if settings.trainer.sync_batch_norm and dist.enabled:
         if dist.device.type == "cpu":  # torch's SyncBatchNorm raises on CPU tensors ("expected ... on GPU")
-            log.warning(
-                "sync_batch_norm: SyncBatchNorm needs GPUs; on CPU each rank keeps plain BatchNorm over its own batch"
-            )
+            log.warning("sync_batch_norm: SyncBatchNorm needs GPUs; on CPU each rank keeps plain BatchNorm "
+                        "over its own batch")
         else:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if settings.trainer.amp == "fp16" and dist.device.type == "cpu":
-        log.warning(
-            "amp fp16 on CPU: autocast runs but is usually slower than fp32 and needs loss scaling; "
-            "prefer amp bf16 on CPU"
-        )
+        log.warning("amp fp16 on CPU: autocast runs but is usually slower than fp32 and needs loss scaling; "
+                    "prefer amp bf16 on CPU")
     return model
 
 
@@ -91,12 +88,7 @@ def build_data(settings: RunSettings, dist: DistInfo) -> TrainData:
     if len(train_ds) == 0:
         raise UserError("the training set is empty after skipping bad samples; check the label file and paths")
     sampler = ResumableSampler(
-        train_ds,
-        dist.world_size,
-        dist.rank,
-        shuffle=True,
-        seed=opts.seed,
-        batch_size=opts.train_batch_size,
+        train_ds, dist.world_size, dist.rank, shuffle=True, seed=opts.seed, batch_size=opts.train_batch_size,
     )
     per_rank = math.ceil(len(train_ds) / dist.world_size)
     drop_last = per_rank >= opts.train_batch_size  # a set smaller than a batch still trains
@@ -123,16 +115,14 @@ def train_loader(data: TrainData, epoch: int, samples_in_epoch: int, seed: int) 
     if hasattr(data.train_ds, "set_epoch"):
         data.train_ds.set_epoch(epoch)
     gen = torch.Generator().manual_seed(seed + epoch)  # worker seeds without touching global RNG
-    return DataLoader(
-        data.train_ds, sampler=data.sampler, generator=gen, worker_init_fn=ignore_stop_signals, **data.loader_kwargs
-    )
+    return DataLoader(data.train_ds, sampler=data.sampler, generator=gen, worker_init_fn=ignore_stop_signals,
+                      **data.loader_kwargs)
 
 
 def val_loader(data: TrainData, opts: TrainSettings) -> DataLoader:
     """The loader of this rank's validation slice."""
-    return DataLoader(
-        data.val_ds, batch_size=opts.val_batch_size, num_workers=opts.val_num_workers, collate_fn=data.collate
-    )
+    return DataLoader(data.val_ds, batch_size=opts.val_batch_size, num_workers=opts.val_num_workers,
+                      collate_fn=data.collate)
 
 
 @dataclass
@@ -146,9 +136,8 @@ class Optimization:
     amp_dtype: torch.dtype | None
 
 
-def build_optimization(
-    model: torch.nn.Module, opts: TrainSettings, total_steps: int, device: torch.device
-) -> Optimization:
+def build_optimization(model: torch.nn.Module, opts: TrainSettings, total_steps: int,
+                       device: torch.device) -> Optimization:
     """Optimizer and schedule from their config sections, a GradScaler for fp16 and the autocast dtype."""
     optimizer = optim.build_optimizer(model, opts.optimizer)
     scheduler, per_step = optim.build_scheduler(optimizer, opts.lr_scheduler, total_steps)

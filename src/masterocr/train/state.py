@@ -69,9 +69,8 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def checkpoint_dict(
-    state: TrainState, model: torch.nn.Module, optimization: Optimization, settings: RunSettings, world_size: int
-) -> dict:
+def checkpoint_dict(state: TrainState, model: torch.nn.Module, optimization: Optimization, settings: RunSettings,
+                    world_size: int) -> dict:
     """The checkpoint of the run as it stands: plain containers and tensors only."""
     return {
         "arch": "MASTER",
@@ -115,11 +114,8 @@ def load_weights(model: torch.nn.Module, ckpt: dict, strict: bool) -> None:
     if not fit:
         raise UserError(f"no weight of {ckpt['_path']} fits this model; check the preset/config")
     if skipped:
-        log.warning(
-            "finetune: %d tensors kept their fresh init (shape or name differ): %s",
-            len(skipped),
-            ", ".join(skipped[:6]) + (" ..." if len(skipped) > 6 else ""),
-        )
+        log.warning("finetune: %d tensors kept their fresh init (shape or name differ): %s", len(skipped),
+                    ", ".join(skipped[:6]) + (" ..." if len(skipped) > 6 else ""))
 
 
 def finetune_from(path: str | Path, model: torch.nn.Module) -> None:
@@ -153,16 +149,8 @@ def _restore_progress(ckpt: dict, state: TrainState) -> None:
     state.nonfinite_skipped = int(ckpt.get("nonfinite_skipped", 0))
 
 
-def resume_from(
-    path: str | Path,
-    *,
-    model: torch.nn.Module,
-    optimization: Optimization,
-    state: TrainState,
-    dist: DistInfo,
-    batch_size: int,
-    batches_per_epoch: int,
-) -> Path:
+def resume_from(path: str | Path, *, model: torch.nn.Module, optimization: Optimization, state: TrainState,
+                dist: DistInfo, batch_size: int, batches_per_epoch: int) -> Path:
     """Load the full training state of a checkpoint into the run; returns the checkpoint's folder (the run's)."""
     ckpt = load_checkpoint(path, map_location=dist.device)
     _check_resumable(ckpt)

@@ -19,13 +19,8 @@ from masterocr.train.distributed import DistInfo, all_reduce_sum
 
 
 @torch.no_grad()
-def validation_metrics(
-    model: torch.nn.Module,
-    loader: DataLoader,
-    charset: Charset,
-    dist: DistInfo,
-    autocast: Callable[[], contextlib.AbstractContextManager],
-) -> dict:
+def validation_metrics(model: torch.nn.Module, loader: DataLoader, charset: Charset, dist: DistInfo,
+             autocast: Callable[[], contextlib.AbstractContextManager]) -> dict:
     """Greedy-decode this rank's validation batches and all-reduce the metric counts; the model is left in
     training mode."""
     counts = Counts()
@@ -51,7 +46,7 @@ class Monitor:
 
     @classmethod
     def parse(cls, spec: str) -> Monitor:
-        """ "max KEY" / "min KEY"; anything else ("off") monitors nothing."""
+        """"max KEY" / "min KEY"; anything else ("off") monitors nothing."""
         mode, _, key = spec.partition(" ")
         return cls(mode if mode in ("min", "max") else "off", key)
 

@@ -180,3 +180,4 @@ def background(rng: random.Random, w: int, h: int, base: Colour, amp: float) -> 
     else:
         out = table.reshape(-1)[crop.astype(np.intp) + _BAND_OFFSETS]
     return Image.fromarray(out, "RGB")
+

@@ -112,6 +112,7 @@ class SynthDataset(torch.utils.data.Dataset):
         return tensor, self.charset.clean(label)
 
 
+
 def evaluation_set(
     charset: Charset,
     cfg: MasterConfig,

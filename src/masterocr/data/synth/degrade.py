@@ -76,3 +76,5 @@ def degrade(
         img = Image.open(buf)
         img.load()
     return img
+
+

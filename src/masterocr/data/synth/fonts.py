@@ -48,8 +48,6 @@ _BROKEN_FILES = frozenset(
     }
 )
 _BROKEN_FAMILIES = ("noto serif display",)
-
-
 @functools.lru_cache(maxsize=3072)  # ~20 KiB of memory per face (the file itself is mapped)
 def load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
     """An `ImageFont` for (path, pixel size), cached: opening a font costs far more than drawing a word."""

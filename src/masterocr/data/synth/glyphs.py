@@ -100,7 +100,9 @@ class GlyphCache:
 _GLYPHS = GlyphCache()
 
 
-def layout(path: str, size: int, text: str, spacing: float, x: float, stroke: int) -> tuple[list[Placement], float]:
+def layout(
+    path: str, size: int, text: str, spacing: float, x: float, stroke: int
+) -> tuple[list[Placement], float]:
     """Glyph placements (bitmap, left, top) of `text`, pen starting at (x, 0) on the baseline; and its width."""
     out = []
     start = x
@@ -110,3 +112,4 @@ def layout(path: str, size: int, text: str, spacing: float, x: float, stroke: in
             out.append((arr, int(math.floor(x + 0.5)) + left, top))
         x += adv + spacing
     return out, x - spacing - start if text else 0.0
+

@@ -209,3 +209,4 @@ def _write_folder(samples: Iterator[tuple[bytes, str]], out: Path, count: int, p
             gt.write(f"{name},{label}\n")
             bar.update(1)
     return n
+

@@ -76,3 +76,4 @@ class Synthesizer:
             if text:
                 return render_word(text, font, rng, self.height, self.width), text, font
         raise UserError("could not render any label: the fonts draw none of the charset's characters")
+

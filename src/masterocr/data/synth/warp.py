@@ -96,3 +96,5 @@ def bend(arr: np.ndarray, rng: random.Random, size: float) -> np.ndarray:
     cols = np.arange(w)[None, :]
     out = src[y0, cols] * (1 - fy) + src[y1, cols] * fy
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
