@@ -12,6 +12,10 @@ class MasterConfig:
     img_w: int = 160
     in_channels: int = 3
     keep_ratio: bool = False  # preprocessing: resize to height and right-pad instead of plain resize
+    # text lines: keep-ratio inputs of any width up to img_w, batched by right-padding to the widest; the padded
+    # positions are masked (backbone convolutions, GCA pooling, cross-attention) and the memory is flattened
+    # column by column, so a line's output does not depend on the other widths in its batch
+    variable_width: bool = False
 
     # backbone: output channels of (stem conv1, stem conv2, layer1, layer2, layer3, layer4); the conv after
     # each layer keeps that layer's width. The paper's ResNet-31-like stack is the default.
@@ -53,6 +57,8 @@ class MasterConfig:
             raise ValueError(f"unknown gca_fusion {self.gca_fusion!r}")
         if self.img_h % 8 or self.img_w % 4:
             raise ValueError(f"input {self.img_h}x{self.img_w}: height must be a multiple of 8, width of 4")
+        if self.variable_width and not self.keep_ratio:
+            raise ValueError("variable_width needs keep_ratio: lines are resized to the height, keeping the ratio")
         if self.in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 (grayscale) or 3 (RGB), got {self.in_channels}")
 
@@ -65,6 +71,8 @@ class MasterConfig:
         d = asdict(self)
         for k in ("widths", "blocks", "gca_layers"):
             d[k] = list(d[k])
+        if not d["variable_width"]:  # fixed-width models write the configs (and model.json) they always wrote
+            del d["variable_width"]
         return d
 
     @classmethod

@@ -67,8 +67,11 @@ class Recognizer(BaseRecognizer):
         rec.variant = "int8" if int8 else dtype
         return rec
 
-    def decode_batch(self, images: torch.Tensor, return_attention: bool = False) -> Decoded:
+    def decode_batch(
+        self, images: torch.Tensor, return_attention: bool = False, widths: torch.Tensor | None = None
+    ) -> Decoded:
         """Greedy decoding with the model's cached decoder; attention (B, T, S) when asked."""
-        out = self.model.decode(images.to(self.device, self.dtype), return_attention=return_attention)
+        images = images.to(self.device, self.dtype)
+        out = self.model.decode(images, return_attention=return_attention, widths=widths)
         attention = out.attention.float().cpu() if return_attention and out.attention is not None else None
         return Decoded(out.tokens.tolist(), out.probs.tolist(), attention)
