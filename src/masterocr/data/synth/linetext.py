@@ -7,7 +7,7 @@ Words come from wordfreq's lists (its "zh" list is already segmented into words:
 weighted by frequency**0.35 as for the word crops.
 
 Lengths: a target length is drawn per line from four buckets, 1-25 (35%), 26-50 (30%), 51-100 (25%) and
-101-max_len (10%); words are added until the target is reached. Rare hanzi: in `UNIFORM_SHARE` (20%) of the
+101-max_len (10%); words are added until the target is reached. Rare hanzi: in `UNIFORM_SHARE` (30%) of the
 Chinese lines, each word is replaced with probability 0.35 by 1-3 hanzi drawn uniformly from the charset's
 hanzi, so that the charset's rare characters are seen (frequency lists alone cover few of them).
 Spaces: none between hanzi; between a CJK and a Latin run a space in some lines, none in others, at random
@@ -28,7 +28,7 @@ __all__ = ["KINDS", "LENGTH_BUCKETS", "LineTextSampler", "gb2312_hanzi", "is_cjk
 
 KINDS = ("latin", "zh", "mixed")
 LENGTH_BUCKETS = ((1, 25, 0.35), (26, 50, 0.30), (51, 100, 0.25), (101, None, 0.10))
-UNIFORM_SHARE = 0.2
+UNIFORM_SHARE = 0.3
 LATIN_LANGS = ("en", "fr", "de", "es", "it", "pt", "pl", "cs", "nl")
 _LATIN_WEIGHTS = (0.5, *([0.5 / 8] * 8))
 _ZH_WORDS = 60000
