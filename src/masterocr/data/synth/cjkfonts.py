@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from masterocr.data.synth.fonts import SYSTEM_FONT_DIRS, _GlyphProbe, load_font
+from masterocr.data.synth.fonts import _MISSING, SYSTEM_FONT_DIRS, _GlyphProbe, load_font
 from masterocr.errors import UserError
 
 __all__ = ["HELDOUT_CJK_DESIGN", "FaceCoverage", "cjk_design", "coverage", "find_cjk_fonts", "select_cjk_fonts"]
@@ -126,8 +126,17 @@ class FaceCoverage:
 
     def __init__(self, face: str) -> None:
         self.face = face
-        self.probe = _GlyphProbe(load_font(face, 24))
+        self.font = load_font(face, 24)
+        self.probe = _GlyphProbe(self.font)
+        self.tofu_boxes = {self.font.getbbox(ch) for ch in _MISSING}
         self.known: dict[str, bool] = {}
+
+    def _has(self, ch: str) -> bool:
+        # a glyph box unlike the missing-glyph box's is a real glyph (a box is ~5x cheaper than a drawing)
+        box = self.font.getbbox(ch)
+        if box[2] > box[0] and box[3] > box[1] and box not in self.tofu_boxes:
+            return True
+        return self.probe.has(ch)
 
     def missing(self, text: str) -> set[str]:
         """The characters of `text` the face cannot draw (spaces are always drawn)."""
@@ -136,7 +145,7 @@ class FaceCoverage:
         for ch in set(text):
             ok = known.get(ch)
             if ok is None:
-                ok = known[ch] = self.probe.has(ch)
+                ok = known[ch] = self._has(ch)
             if not ok:
                 out.add(ch)
         return out
