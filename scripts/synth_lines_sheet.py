@@ -52,7 +52,7 @@ def main() -> None:
         face = next((f for f in label_faces if not coverage(f).missing(label)), label_faces[0])
         draw.text((8, y + args.height + 3), label, fill=(170, 0, 0), font=load_font(face, 13))
         draw.text((8, y + args.height + 20), title, fill=(90, 90, 90), font=load_font(label_faces[0], 13))
-    sheet.save(args.out, optimize=True)
+    sheet.quantize(256).save(args.out, optimize=True)  # a palette keeps the sheet small in the repository
     print(f"wrote {args.out}: {len(rows)} lines, {sheet.width}x{sheet.height}")
 
 
