@@ -204,6 +204,10 @@ def add_synth(sub) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--format", choices=["lmdb", "folder"], default="lmdb")
     p.add_argument("--font-split", choices=["train", "heldout", "all"], default="train")
+    p.add_argument("--lines", action="store_true",
+                   help="text lines (Chinese, Latin, mixed; CJK fonts) into LMDB shards instead of words")
+    p.add_argument("--shard-size", type=int, default=100000, help="--lines: lines per LMDB shard")
+    p.add_argument("--max-width", type=int, default=None, help="--lines: widest line in px (default 50 x height)")
     p.set_defaults(func=cmd_synth)
 
 
@@ -212,6 +216,18 @@ def cmd_synth(args) -> int:
     from masterocr.data.synth import generate
 
     charset = Charset.from_file(args.charset) if args.charset else Charset.default()
+    if args.lines:
+        from masterocr.data.synth.linedataset import generate_lines
+
+        if args.format != "lmdb" or args.width is not None:
+            raise UserError("synth --lines writes LMDB shards of variable-width lines: drop --format/--width")
+        if args.workers != 1:
+            raise UserError("synth --lines renders in one process: run one command per --seed (and --out) instead")
+        stats = generate_lines(args.out, args.count, charset=charset, shard_size=args.shard_size,
+                               height=args.height, max_width=args.max_width, seed=args.seed,
+                               font_split=args.font_split, font_dirs=args.fonts)
+        print(json.dumps(stats, default=str, ensure_ascii=False))
+        return 0
     stats = generate(args.out, args.count, fonts=args.fonts, charset=charset, height=args.height, width=args.width,
                      seed=args.seed, workers=args.workers, fmt=args.format, font_split=args.font_split)
     print(json.dumps(stats, default=str))
