@@ -120,7 +120,7 @@ def model_config(config: dict) -> MasterConfig:
     for section, key, name, conv in pairs:
         if key in section and section[key] is not None:
             overrides[name] = conv(section[key])
-    for key in ("widths", "blocks", "img_h", "img_w", "keep_ratio", "max_len", "d_ff"):
+    for key in ("widths", "blocks", "img_h", "img_w", "keep_ratio", "variable_width", "max_len", "d_ff"):
         if key in args:
             overrides[key] = args[key]
     data = dataset_args(config)

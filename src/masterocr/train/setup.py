@@ -80,7 +80,8 @@ def dataset_kwargs(settings: RunSettings) -> dict:
     cfg = settings.cfg
     return dict(
         charset=settings.charset, img_h=cfg.img_h, img_w=cfg.img_w, in_channels=cfg.in_channels,
-        keep_ratio=cfg.keep_ratio, max_len=cfg.max_len, seed=settings.trainer.seed,
+        keep_ratio=cfg.keep_ratio, variable_width=cfg.variable_width, max_len=cfg.max_len,
+        seed=settings.trainer.seed,
     )  # fmt: skip
 
 
