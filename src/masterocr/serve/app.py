@@ -81,7 +81,7 @@ def _index_html() -> str:
 
 
 def model_info(recognizer: BaseRecognizer, serving: dict) -> dict:
-    """What /v1/model answers: the model's config, charset, input, weights file and the serving limits."""
+    """What /v1/model answers: the model's config, charset, input, weights file name and the serving limits."""
     cfg = recognizer.cfg
     weights_path = recognizer.weights_path
     return {
@@ -91,7 +91,8 @@ def model_info(recognizer: BaseRecognizer, serving: dict) -> dict:
         "input": {"height": cfg.img_h, "width": cfg.img_w, "channels": cfg.in_channels,
                   "keep_ratio": cfg.keep_ratio},
         "attention_grid": {"height": cfg.img_h // 8, "width": cfg.img_w // 4},
-        "checkpoint": str(weights_path) if weights_path else None,
+        # the file name only: the server's directory layout is none of the client's business
+        "checkpoint": Path(weights_path).name if weights_path else None,
         "variant": recognizer.variant,
         "sha256": _weights_sha256(weights_path),
         "parameters": recognizer.num_parameters,
@@ -149,7 +150,8 @@ def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], 
         except (ImageError, UserError) as exc:
             out.append(str(exc))
         except Exception as exc:  # never let one odd file 500 the whole request
-            out.append(f"{name}: cannot read image ({type(exc).__name__}: {exc})")
+            # the type only: a library's message can carry server-side paths
+            out.append(f"{name}: cannot read image ({type(exc).__name__})")
     return out
 
 
