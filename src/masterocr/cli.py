@@ -263,6 +263,12 @@ def add_serve(sub) -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--max-images", type=int, default=64, help="images per request (default 64)")
+    p.add_argument("--max-pixels", type=int, default=40_000_000,
+                   help="pixels per image, read from its header before decoding (default 40000000)")
+    p.add_argument("--max-pixels-in-flight", type=int, default=80_000_000,
+                   help="pixels decoded at once over all requests; beyond it requests wait, then get 503 "
+                        "(default 80000000)")
     add_runtime_options(p, default_backend="torch")  # the web page shows attention maps
     p.set_defaults(func=cmd_serve)
 
@@ -272,7 +278,8 @@ def cmd_serve(args) -> int:
 
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
           max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
-          backend=args.backend, threads=args.threads)
+          backend=args.backend, threads=args.threads, max_images_per_request=args.max_images,
+          max_pixels=args.max_pixels, max_pixels_in_flight=args.max_pixels_in_flight)
     return 0
 
 

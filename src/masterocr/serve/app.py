@@ -31,9 +31,13 @@ from masterocr.formats.weights import file_sha256
 from masterocr.runtime.base import BaseRecognizer, Prediction
 from masterocr.runtime.select import load_recognizer
 from masterocr.serve.batcher import Batcher
+from masterocr.serve.budget import TRIM_PIXELS, PixelBudget, release_memory
 from masterocr.serve.limits import MiB, RequestError, RequestLimits, read_images
 
 log = logging.getLogger(__name__)
+
+# decoded pixels over all requests at once: two images at the per-image limit (about 0.5 GB of RGB buffers)
+MAX_PIXELS_IN_FLIGHT = 2 * MAX_PIXELS
 
 
 # response schemas (documentation in /openapi.json; the handlers build plain dicts)
@@ -187,16 +191,28 @@ async def _decode(batcher: Batcher, tensors: list[torch.Tensor], attention: bool
         raise RequestError(500, "internal error") from None
 
 
-def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batcher, limits: RequestLimits,
-                         request_timeout_s: float) -> None:
+def _prepare_and_trim(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int, pixels: int
+                      ) -> list[torch.Tensor | str]:
+    """prepare_images, then give the decode buffers back to the system after a large request."""
+    try:
+        return prepare_images(recognizer, images, max_pixels)
+    finally:
+        if pixels >= TRIM_PIXELS:
+            release_memory()
+
+
+def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batcher, budget: PixelBudget,
+                         limits: RequestLimits, request_timeout_s: float) -> None:
     @app.post("/v1/recognize", summary="recognize the text of one or more word images", response_model=None,
               responses=RECOGNIZE_RESPONSES, openapi_extra=RECOGNIZE_BODY)
     async def recognize(
         request: Request,
         attention: bool = Query(False, description="add per-character cross-attention maps (H/8 x W/4)"),
     ) -> JSONResponse:
-        images = await read_images(request, limits)
-        prepared = await run_in_threadpool(prepare_images, recognizer, images, limits.max_pixels)
+        images, pixels = await read_images(request, limits)
+        async with budget.reserve(pixels):  # decoded images are freed before the reservation ends
+            prepared = await run_in_threadpool(_prepare_and_trim, recognizer, images, limits.max_pixels, pixels)
+        del images
         tensors = [p for p in prepared if isinstance(p, torch.Tensor)]
         # the ONNX backend has no attention output: its entries then carry "attention": null
         preds = await _decode(batcher, tensors, attention and recognizer.supports_attention, request_timeout_s)
@@ -212,14 +228,24 @@ def create_app(
     max_images_per_request: int = 64,
     max_request_bytes: int = 20 * MiB,
     max_pixels: int = MAX_PIXELS,
+    max_pixels_in_flight: int = MAX_PIXELS_IN_FLIGHT,
+    pixel_wait_s: float = 5.0,
     request_timeout_s: float = 30.0,
 ) -> FastAPI:
-    """The recognition service around `recognizer` (see the module docstring)."""
+    """The recognition service around `recognizer` (see the module docstring).
+
+    `max_pixels` bounds one image, `max_pixels_in_flight` the pixels decoded at once over all requests (a request
+    waits up to `pixel_wait_s` for room, then gets 503)."""
+    if max_pixels_in_flight < 1 or max_pixels < 1:
+        raise UserError(f"max_pixels ({max_pixels}) and max_pixels_in_flight ({max_pixels_in_flight}) must be "
+                        "at least 1")
     batcher = Batcher(recognizer, max_batch, max_wait_ms, max_queue)
+    budget = PixelBudget(max_pixels_in_flight, pixel_wait_s)
     limits = RequestLimits(max_images_per_request, max_request_bytes, max_pixels)
     serving = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue,
                "max_images_per_request": max_images_per_request, "max_request_bytes": max_request_bytes,
-               "max_pixels": max_pixels, "request_timeout_s": request_timeout_s}
+               "max_pixels": max_pixels, "max_pixels_in_flight": max_pixels_in_flight,
+               "pixel_wait_s": pixel_wait_s, "request_timeout_s": request_timeout_s}
     info = model_info(recognizer, serving)
 
     @contextlib.asynccontextmanager
@@ -233,10 +259,11 @@ def create_app(
     app = FastAPI(title="masterocr", version="1", lifespan=lifespan,
                   description="MASTER scene-text recognition: send word crops, get text, scores and attention.")
     app.state.batcher = batcher
+    app.state.budget = budget
     app.state.recognizer = recognizer
     _add_error_handlers(app)
     _add_info_routes(app, info, _index_html())
-    _add_recognize_route(app, recognizer, batcher, limits, request_timeout_s)
+    _add_recognize_route(app, recognizer, batcher, budget, limits, request_timeout_s)
     return app
 
 

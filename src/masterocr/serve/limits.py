@@ -130,16 +130,20 @@ async def multipart_images(request: Request, body: bytes, limits: RequestLimits)
     return images
 
 
-def check_pixels(images: list[tuple[str, bytes]], max_pixels: int) -> None:
-    """413 for the first image whose header claims more than `max_pixels` pixels."""
+def check_pixels(images: list[tuple[str, bytes]], max_pixels: int) -> int:
+    """The pixels all images' headers claim; 413 for the first one claiming more than `max_pixels`."""
+    total = 0
     for name, data in images:
         n = pixel_count(data)
         if n is not None and n > max_pixels:
             raise RequestError(413, f"{name}: image has {n} pixels, more than the limit of {max_pixels}; shrink it")
+        total += n or 0  # an image Pillow cannot open is never decoded
+    return total
 
 
-async def read_images(request: Request, limits: RequestLimits) -> list[tuple[str, bytes]]:
-    """The images of a recognition request as (name, bytes), every limit checked; RequestError otherwise."""
+async def read_images(request: Request, limits: RequestLimits) -> tuple[list[tuple[str, bytes]], int]:
+    """The images of a recognition request as (name, bytes) and the pixels they claim in all, every limit
+    checked; RequestError otherwise."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in CONTENT_TYPES:
         raise RequestError(415, f"unsupported content type {ctype or '(none)'!r}; send multipart/form-data "
@@ -152,5 +156,4 @@ async def read_images(request: Request, limits: RequestLimits) -> list[tuple[str
     if not images:
         raise RequestError(400, "no images: send one or more multipart 'file' fields or a non-empty "
                                 "JSON \"images\" list")
-    check_pixels(images, limits.max_pixels)
-    return images
+    return images, check_pixels(images, limits.max_pixels)
