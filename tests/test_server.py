@@ -442,3 +442,15 @@ def test_pixels_in_flight_over_http(rec):
         assert c.post("/v1/recognize", files=files(png(size=(100, 40)))).status_code == 200
         assert app.state.budget.used == 0  # released after decoding
         assert c.get("/v1/model").json()["serving"]["max_pixels_in_flight"] == 10_000
+
+
+def test_deep_json_is_400_before_parsing(client):
+    from masterocr.serve.limits import json_depth
+
+    assert json_depth(b'{"images": ["[[[{{\\"[[", "b"]}') == 2  # brackets inside strings do not count
+    assert json_depth(b"{[{}]}[{{{{}}}}]") == 5
+    deep = b'{"images": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = client.post("/v1/recognize", content=deep, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "100001 levels deep" in r.json()["error"]
+    r = client.post("/v1/recognize", content=b"[" * 100_000, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "nested" in r.json()["error"]
