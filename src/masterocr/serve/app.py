@@ -33,6 +33,7 @@ from masterocr.runtime.select import load_recognizer
 from masterocr.serve.batcher import Batcher
 from masterocr.serve.budget import TRIM_PIXELS, PixelBudget, release_memory
 from masterocr.serve.limits import MiB, RequestError, RequestLimits, read_images
+from masterocr.serve.middleware import BodyTimeoutMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status in (408, 413):  # the body may be unread: close, so the client cannot hold the connection
+            headers.setdefault("Connection", "close")
+        return _error(exc.status, exc.message, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -231,21 +235,28 @@ def create_app(
     max_pixels_in_flight: int = MAX_PIXELS_IN_FLIGHT,
     pixel_wait_s: float = 5.0,
     request_timeout_s: float = 30.0,
+    body_timeout_s: float = 30.0,
+    chunk_timeout_s: float = 10.0,
 ) -> FastAPI:
     """The recognition service around `recognizer` (see the module docstring).
 
     `max_pixels` bounds one image, `max_pixels_in_flight` the pixels decoded at once over all requests (a request
-    waits up to `pixel_wait_s` for room, then gets 503)."""
+    waits up to `pixel_wait_s` for room, then gets 503); a body must arrive within `body_timeout_s`, each of
+    its chunks within `chunk_timeout_s` (408 otherwise)."""
     if max_pixels_in_flight < 1 or max_pixels < 1:
         raise UserError(f"max_pixels ({max_pixels}) and max_pixels_in_flight ({max_pixels_in_flight}) must be "
                         "at least 1")
+    if not (body_timeout_s > 0 and chunk_timeout_s > 0):
+        raise UserError(f"body_timeout_s ({body_timeout_s}) and chunk_timeout_s ({chunk_timeout_s}) must be "
+                        "more than 0")
     batcher = Batcher(recognizer, max_batch, max_wait_ms, max_queue)
     budget = PixelBudget(max_pixels_in_flight, pixel_wait_s)
     limits = RequestLimits(max_images_per_request, max_request_bytes, max_pixels)
     serving = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue,
                "max_images_per_request": max_images_per_request, "max_request_bytes": max_request_bytes,
                "max_pixels": max_pixels, "max_pixels_in_flight": max_pixels_in_flight,
-               "pixel_wait_s": pixel_wait_s, "request_timeout_s": request_timeout_s}
+               "pixel_wait_s": pixel_wait_s, "request_timeout_s": request_timeout_s,
+               "body_timeout_s": body_timeout_s, "chunk_timeout_s": chunk_timeout_s}
     info = model_info(recognizer, serving)
 
     @contextlib.asynccontextmanager
@@ -261,6 +272,7 @@ def create_app(
     app.state.batcher = batcher
     app.state.budget = budget
     app.state.recognizer = recognizer
+    app.add_middleware(BodyTimeoutMiddleware, body_timeout_s=body_timeout_s, chunk_timeout_s=chunk_timeout_s)
     _add_error_handlers(app)
     _add_info_routes(app, info, _index_html())
     _add_recognize_route(app, recognizer, batcher, budget, limits, request_timeout_s)
@@ -278,6 +290,7 @@ def serve(
     dtype: str = "fp32",
     backend: str = "torch",
     threads: int | None = None,
+    max_connections: int | None = 128,
     **kwargs: Any,
 ) -> None:
     """Load `checkpoint` (None = the shipped weights; UserError when absent) and serve it with uvicorn.
@@ -285,11 +298,14 @@ def serve(
     `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`; `backend="onnx"` serves
     a folder written by `masterocr export` (None: the shipped int8 graphs) on onnxruntime (faster on CPU at
     small batches, no attention maps);
-    `threads` as in `load_recognizer`."""
+    `threads` as in `load_recognizer`; beyond `max_connections` open connections uvicorn answers 503; other
+    keyword arguments go to `create_app`."""
     import uvicorn  # optional extra (serve)
 
+    if max_connections is not None and max_connections < 1:
+        raise UserError(f"--max-connections must be at least 1, got {max_connections}")
     recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding %s: the service has no authentication; anyone who can reach it can use it", host)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", limit_concurrency=max_connections)

@@ -11,7 +11,9 @@ import base64
 import binascii
 import io
 import json
+import logging
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +21,11 @@ import numpy as np
 from fastapi import Request
 from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from masterocr.data.images import MAX_PIXELS
+
+log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 CONTENT_TYPES = ("multipart/form-data", "application/json")
@@ -54,6 +59,9 @@ def pixel_count(data: bytes) -> int | None:
         with Image.open(io.BytesIO(data)) as img:
             w, h = img.size
             return w * h
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, far above ours: its message has the count
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        return int(found.group(1)) if found else sys.maxsize
     except Exception:
         return None
 
@@ -69,11 +77,17 @@ async def read_body(request: Request, limit: int) -> bytes:
         if n > limit:
             raise RequestError(413, f"request body is {n} bytes, more than the limit of {limit}; send fewer images")
     chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise RequestError(413, f"request body is more than the limit of {limit} bytes; send fewer images")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise RequestError(413, f"request body is more than the limit of {limit} bytes; send fewer images")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # any client can do this at will: one INFO line, never a traceback at ERROR (a log flood)
+        client = request.client.host if request.client else "?"
+        log.info("client %s disconnected after sending %d of %s body bytes", client, total, length or "?")
+        raise RequestError(400, "client disconnected before sending the whole body") from None
     return b"".join(chunks)
 
 
