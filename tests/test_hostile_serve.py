@@ -304,3 +304,36 @@ def test_connections_beyond_the_cap_get_503(server):
     time.sleep(0.8)  # the held requests time out and go
     answer, _ = raw_request(server, b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", [], 0)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
+# --- the command line -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, fragment", [
+    (["--max-connections", "0"], "max_connections must be at least 1, got 0"),
+    (["--max-pixels-in-flight", "-5"], "max_pixels_in_flight must be at least 1, got -5"),
+    (["--max-images", "0"], "max_images_per_request must be at least 1"),
+    (["--body-timeout-s", "0"], "body_timeout_s must be more than 0"),
+])  # fmt: skip
+def test_serve_bad_limits_are_one_line_before_loading(argv, fragment, capsys, monkeypatch):
+    from masterocr import cli
+    from masterocr.serve import app as serve_app
+
+    monkeypatch.setattr(serve_app, "load_recognizer", lambda *a: pytest.fail("loaded the model first"))
+    assert cli.main(["serve", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and "\n" not in err
+
+
+def test_serve_passes_the_limits_to_the_app_and_uvicorn(monkeypatch):
+    from masterocr import cli
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    assert cli.main(["serve", "--max-connections", "7", "--max-pixels-in-flight", "1234567", "--max-pixels",
+                     "1000", "--max-images", "3", "--body-timeout-s", "4"]) == 0
+    assert seen["limit_concurrency"] == 7 and seen["host"] == "127.0.0.1"
+    with TestClient(seen["app"]) as c:
+        serving = c.get("/v1/model").json()["serving"]
+        assert (serving["max_pixels_in_flight"], serving["max_pixels"], serving["max_images_per_request"],
+                serving["body_timeout_s"]) == (1234567, 1000, 3, 4.0)
+        r = c.post("/v1/recognize", json={"images": ["aGk="] * 4})
+        assert r.status_code == 413 and "limit of 3" in r.json()["error"]

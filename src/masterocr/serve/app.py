@@ -223,6 +223,19 @@ def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batc
         return JSONResponse({"results": result_entries(prepared, preds, attention)})
 
 
+def check_limits(max_images_per_request: int = 1, max_pixels: int = 1, max_pixels_in_flight: int = 1,
+                 body_timeout_s: float = 1.0, chunk_timeout_s: float = 1.0, max_connections: int | None = None,
+                 **_: Any) -> None:
+    """UserError for a serving limit out of range; `serve` calls it before loading the model."""
+    for name, value in (("max_images_per_request", max_images_per_request), ("max_pixels", max_pixels),
+                        ("max_pixels_in_flight", max_pixels_in_flight), ("max_connections", max_connections)):
+        if value is not None and value < 1:
+            raise UserError(f"{name} must be at least 1, got {value}; pass --{name.replace('_', '-')} N")
+    for name, value in (("body_timeout_s", body_timeout_s), ("chunk_timeout_s", chunk_timeout_s)):
+        if not value > 0:
+            raise UserError(f"{name} must be more than 0, got {value}")
+
+
 def create_app(
     recognizer: BaseRecognizer,
     *,
@@ -243,12 +256,9 @@ def create_app(
     `max_pixels` bounds one image, `max_pixels_in_flight` the pixels decoded at once over all requests (a request
     waits up to `pixel_wait_s` for room, then gets 503); a body must arrive within `body_timeout_s`, each of
     its chunks within `chunk_timeout_s` (408 otherwise)."""
-    if max_pixels_in_flight < 1 or max_pixels < 1:
-        raise UserError(f"max_pixels ({max_pixels}) and max_pixels_in_flight ({max_pixels_in_flight}) must be "
-                        "at least 1")
-    if not (body_timeout_s > 0 and chunk_timeout_s > 0):
-        raise UserError(f"body_timeout_s ({body_timeout_s}) and chunk_timeout_s ({chunk_timeout_s}) must be "
-                        "more than 0")
+    check_limits(max_images_per_request=max_images_per_request, max_pixels=max_pixels,
+                 max_pixels_in_flight=max_pixels_in_flight, body_timeout_s=body_timeout_s,
+                 chunk_timeout_s=chunk_timeout_s)
     batcher = Batcher(recognizer, max_batch, max_wait_ms, max_queue)
     budget = PixelBudget(max_pixels_in_flight, pixel_wait_s)
     limits = RequestLimits(max_images_per_request, max_request_bytes, max_pixels)
@@ -302,8 +312,7 @@ def serve(
     keyword arguments go to `create_app`."""
     import uvicorn  # optional extra (serve)
 
-    if max_connections is not None and max_connections < 1:
-        raise UserError(f"--max-connections must be at least 1, got {max_connections}")
+    check_limits(max_connections=max_connections, **kwargs)  # before the model is loaded
     recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
