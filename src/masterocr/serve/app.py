@@ -26,13 +26,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.data.transforms import preprocess
 from masterocr.errors import UserError
-from masterocr.formats.onnx_layout import META_FILE, folder_sha256
-from masterocr.formats.weights import file_sha256
 from masterocr.runtime.base import BaseRecognizer, Prediction
 from masterocr.runtime.select import load_recognizer
 from masterocr.serve.batcher import Batcher
 from masterocr.serve.budget import TRIM_PIXELS, PixelBudget, release_memory
-from masterocr.serve.limits import MiB, RequestError, RequestLimits, read_images
+from masterocr.serve.info import model_info
+from masterocr.serve.limits import MiB, RequestError, RequestLimits, check_limits, read_images
 from masterocr.serve.middleware import BodyTimeoutMiddleware
 
 log = logging.getLogger(__name__)
@@ -71,41 +70,8 @@ RECOGNIZE_BODY = {"requestBody": {"required": True, "content": {
 }}}  # fmt: skip
 
 
-def _weights_sha256(path: Path | None) -> str | None:
-    """The weights file's SHA-256; for an exported ONNX folder, onnx_layout.folder_sha256 of its files."""
-    if path is None:
-        return None
-    path = Path(path)
-    if path.is_dir() and (path / META_FILE).is_file():
-        return folder_sha256(path)
-    return file_sha256(path) if path.is_file() else None
-
-
 def _index_html() -> str:
     return resources.files("masterocr.serve").joinpath("static/index.html").read_text(encoding="utf-8")
-
-
-def model_info(recognizer: BaseRecognizer, serving: dict) -> dict:
-    """What /v1/model answers: the model's config, charset, input, weights file name and the serving limits."""
-    cfg = recognizer.cfg
-    weights_path = recognizer.weights_path
-    return {
-        "config": cfg.to_dict(),
-        "charset": {"keys": recognizer.charset.keys, "size": len(recognizer.charset.keys),
-                    "case_sensitive": recognizer.charset.case_sensitive},
-        "input": {"height": cfg.img_h, "width": cfg.img_w, "channels": cfg.in_channels,
-                  "keep_ratio": cfg.keep_ratio},
-        "attention_grid": {"height": cfg.img_h // 8, "width": cfg.img_w // 4},
-        # the file name only: the server's directory layout is none of the client's business
-        "checkpoint": Path(weights_path).name if weights_path else None,
-        "variant": recognizer.variant,
-        "sha256": _weights_sha256(weights_path),
-        "parameters": recognizer.num_parameters,
-        "device": str(recognizer.device),
-        "backend": recognizer.backend,
-        "attention_maps": recognizer.supports_attention,
-        "serving": serving,
-    }
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -221,19 +187,6 @@ def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batc
         # the ONNX backend has no attention output: its entries then carry "attention": null
         preds = await _decode(batcher, tensors, attention and recognizer.supports_attention, request_timeout_s)
         return JSONResponse({"results": result_entries(prepared, preds, attention)})
-
-
-def check_limits(max_images_per_request: int = 1, max_pixels: int = 1, max_pixels_in_flight: int = 1,
-                 body_timeout_s: float = 1.0, chunk_timeout_s: float = 1.0, max_connections: int | None = None,
-                 **_: Any) -> None:
-    """UserError for a serving limit out of range; `serve` calls it before loading the model."""
-    for name, value in (("max_images_per_request", max_images_per_request), ("max_pixels", max_pixels),
-                        ("max_pixels_in_flight", max_pixels_in_flight), ("max_connections", max_connections)):
-        if value is not None and value < 1:
-            raise UserError(f"{name} must be at least 1, got {value}; pass --{name.replace('_', '-')} N")
-    for name, value in (("body_timeout_s", body_timeout_s), ("chunk_timeout_s", chunk_timeout_s)):
-        if not value > 0:
-            raise UserError(f"{name} must be more than 0, got {value}")
 
 
 def create_app(

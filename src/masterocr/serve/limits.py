@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from masterocr.data.images import MAX_PIXELS
+from masterocr.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,19 @@ class RequestLimits:
     max_images_per_request: int = 64
     max_request_bytes: int = 20 * MiB
     max_pixels: int = MAX_PIXELS  # per image, from its header
+
+
+def check_limits(max_images_per_request: int = 1, max_pixels: int = 1, max_pixels_in_flight: int = 1,
+                 body_timeout_s: float = 1.0, chunk_timeout_s: float = 1.0, max_connections: int | None = None,
+                 **_: Any) -> None:
+    """UserError for a serving limit out of range; `serve` calls it before loading the model."""
+    for name, value in (("max_images_per_request", max_images_per_request), ("max_pixels", max_pixels),
+                        ("max_pixels_in_flight", max_pixels_in_flight), ("max_connections", max_connections)):
+        if value is not None and value < 1:
+            raise UserError(f"{name} must be at least 1, got {value}; pass --{name.replace('_', '-')} N")
+    for name, value in (("body_timeout_s", body_timeout_s), ("chunk_timeout_s", chunk_timeout_s)):
+        if not value > 0:
+            raise UserError(f"{name} must be more than 0, got {value}")
 
 
 def pixel_count(data: bytes) -> int | None:
