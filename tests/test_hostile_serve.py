@@ -130,9 +130,10 @@ CASES = [
     Case("too-many-multipart", "POST", "/v1/recognize", {"files": files(*[png()] * 5)}, 413, "per request",
          app="tight"),
     Case("huge-content-length", "POST", "/v1/recognize",
-         {"content": b"{}", "headers": {**JSON, "content-length": str(10**15)}}, 413, "more than the limit"),
+         {"content": b"{}", "headers": {**JSON, "content-length": str(10**15)}}, 413, "more than the limit",
+         extra={"connection": "close"}),
     Case("body-over-limit", "POST", "/v1/recognize", {"json": {"images": ["A" * 70_000]}}, 413,
-         "more than the limit of 65536", app="tight"),
+         "more than the limit of 65536", app="tight", extra={"connection": "close"}),
     Case("pixel-bomb", "POST", "/v1/recognize", {"files": files(png_header_only(60_000, 60_000))}, 413,
          "3600000000 pixels, more than the limit"),
     Case("pixel-bomb-json", "POST", "/v1/recognize", {"json": {"images": [b64(png_header_only(20_000, 20_000))]}},
@@ -183,6 +184,8 @@ def test_hostile_request(clients, case: Case):
     assert case.fragment in r.text
     if case.absent is not None:
         assert case.absent not in r.text
+    for name, value in case.extra.items():
+        assert r.headers.get(name) == value
     if r.status_code >= 400 and r.status_code != 404 and r.status_code != 405:
         assert set(r.json()) == {"error"}  # every refusal is one JSON error line
         assert "\n" not in r.json()["error"]
