@@ -285,6 +285,17 @@ def add_serve(sub) -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--max-images", type=int, default=64, help="images per request (default 64)")
+    p.add_argument("--max-pixels", type=int, default=40_000_000,
+                   help="pixels per image, read from its header before decoding (default 40000000)")
+    p.add_argument("--max-pixels-in-flight", type=int, default=80_000_000,
+                   help="pixels decoded at once over all requests; beyond it requests wait, then get 503 "
+                        "(default 80000000)")
+    p.add_argument("--body-timeout-s", type=float, default=30.0,
+                   help="seconds to receive a request body (10 s at most per chunk); slower clients get 408 "
+                        "(default 30)")
+    p.add_argument("--max-connections", type=int, default=128,
+                   help="open connections; beyond them the server answers 503 (default 128)")
     add_runtime_options(p, default_backend="torch")  # the web page shows attention maps
     p.set_defaults(func=cmd_serve)
 
@@ -294,7 +305,9 @@ def cmd_serve(args) -> int:
 
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
           max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
-          backend=args.backend, threads=args.threads)
+          backend=args.backend, threads=args.threads, max_images_per_request=args.max_images,
+          max_pixels=args.max_pixels, max_pixels_in_flight=args.max_pixels_in_flight,
+          body_timeout_s=args.body_timeout_s, max_connections=args.max_connections)
     return 0
 
 
