@@ -24,8 +24,20 @@ from masterocr.data.images import ImageError, load_image
 from masterocr.data.transforms import pad_batch, preprocess, preprocess_line
 from masterocr.errors import UserError
 from masterocr.model import MasterConfig
+from masterocr.model.backbone import Backbone
 
 log = logging.getLogger(__name__)
+
+
+def line_attention(attention: torch.Tensor, widths: torch.Tensor, rows: int) -> list[torch.Tensor]:
+    """A padded batch of lines' attention (B, T, cols * rows, column-major) as each line's own maps (T, rows *
+    its cols), row-major like a word model's: the padding's columns go, and a page draws them as rows x cols."""
+    cols = Backbone.output_widths(torch.as_tensor(widths, dtype=torch.long)).clamp(max=attention.size(-1) // rows)
+    out = []
+    for i, n in enumerate(cols.tolist()):
+        valid = attention[i, :, : n * rows].reshape(attention.size(1), n, rows)
+        out.append(valid.transpose(1, 2).reshape(attention.size(1), rows * n))
+    return out
 
 
 @dataclass
@@ -120,8 +132,9 @@ class BaseRecognizer(abc.ABC):
         out = self.decode_batch(batch, return_attention and self.supports_attention, widths)
         preds = [tokens_to_prediction(self.charset, t, p) for t, p in zip(out.tokens, out.probs)]
         if out.attention is not None:
+            maps = out.attention if widths is None else line_attention(out.attention, widths, self.cfg.img_h // 8)
             for i, pred in enumerate(preds):
-                pred.attention = out.attention[i, : len(pred.text)].tolist()
+                pred.attention = maps[i][: len(pred.text)].tolist()
         return preds
 
     def predict(

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
-from masterocr.data.transforms import preprocess
+from masterocr.data.transforms import preprocess, preprocess_line
 from masterocr.errors import UserError
 from masterocr.runtime.base import BaseRecognizer, Prediction
 from masterocr.runtime.select import load_recognizer
@@ -120,7 +120,10 @@ def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], 
     for name, data in images:
         try:
             image = load_image(data, name=name, max_pixels=max_pixels)
-            out.append(preprocess(image, cfg.img_h, cfg.img_w, cfg.in_channels, cfg.keep_ratio))
+            if cfg.variable_width:  # a line keeps its width; wider than the model's maximum is refused
+                out.append(preprocess_line(image, cfg.img_h, cfg.img_w, cfg.in_channels, name))
+            else:
+                out.append(preprocess(image, cfg.img_h, cfg.img_w, cfg.in_channels, cfg.keep_ratio))
         except (ImageError, UserError) as exc:
             out.append(str(exc))
         except Exception as exc:  # never let one odd file 500 the whole request

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from masterocr.data.transforms import pad_batch
 from masterocr.errors import UserError
 from masterocr.runtime.base import BaseRecognizer, Prediction
 from masterocr.serve.limits import RequestError
@@ -100,8 +101,11 @@ class Batcher:
                 break
         return [it for it in items if not it.future.done()]  # timed-out requests cancel their futures
 
-    def _predict(self, batch: torch.Tensor, attention: bool) -> list[Prediction]:
-        return self.recognizer.predict_tensors(batch, return_attention=attention)
+    def _predict(self, tensors: list[torch.Tensor], attention: bool) -> list[Prediction]:
+        if self.recognizer.cfg.variable_width:  # lines of different widths: padded, the padding masked
+            batch, widths = pad_batch(tensors)
+            return self.recognizer.predict_tensors(batch, return_attention=attention, widths=widths)
+        return self.recognizer.predict_tensors(torch.stack(tensors), return_attention=attention)
 
     async def _run(self) -> None:
         assert self.loop is not None
@@ -111,8 +115,8 @@ class Batcher:
                 continue
             attention = any(it.attention for it in items)
             try:
-                batch = torch.stack([it.tensor for it in items])
-                preds = await self.loop.run_in_executor(self.executor, self._predict, batch, attention)
+                tensors = [it.tensor for it in items]
+                preds = await self.loop.run_in_executor(self.executor, self._predict, tensors, attention)
             except asyncio.CancelledError:
                 for it in items:
                     if not it.future.done():
