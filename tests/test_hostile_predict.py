@@ -177,6 +177,17 @@ def test_hostile_predict(case, tiny_ckpt, tmp_path, capsys, caplog):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.parametrize("make", [lambda p: None, lambda p: p.write_bytes(PNG), lambda p: p.mkdir()])
+def test_folder_errors_print_the_path_escaped(tiny_ckpt, tmp_path, capsys, make):
+    """Missing, a file, empty: the one-line error names the folder without its raw escape sequence."""
+    img = tmp_path / "\x1b[31mred"
+    make(img)
+    assert main(["predict", "--checkpoint", str(tiny_ckpt), "--img-folder", str(img), "--output-folder",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b[31mred" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_a_run_interrupted_during_inference_leaves_no_result(tiny_ckpt, tmp_path, monkeypatch, capsys):
     """Ctrl-C in the middle: the older result is gone (eval cannot score it as this run's) and no .tmp stays."""
     files(a=PNG, b=PNG)(tmp_path / "imgs", tmp_path / "out")

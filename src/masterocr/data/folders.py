@@ -103,14 +103,17 @@ def terminal_safe(text: str) -> str:
 
 
 def check_predict_folders(img_folder: str | Path, output_folder: str | Path) -> None:
-    """UserError, before any work, when `img_folder` is not a folder or `output_folder` exists and is not one."""
+    """UserError, before any work, when `img_folder` is not a folder or `output_folder` exists and is not one;
+    the paths in the message are terminal-safe."""
     img, out = Path(img_folder), Path(output_folder)
     if not img.exists():
-        raise UserError(f"image folder {img} does not exist; check --img-folder")
+        raise UserError(f"image folder {terminal_safe(str(img))} does not exist; check --img-folder")
     if not img.is_dir():
-        raise UserError(f"image folder {img} is not a folder; give the folder that holds the images")
+        raise UserError(f"image folder {terminal_safe(str(img))} is not a folder; give the folder that holds the "
+                        "images")
     if out.exists() and not out.is_dir():
-        raise UserError(f"output folder {out} is an existing file; give a folder (created if missing)")
+        raise UserError(f"output folder {terminal_safe(str(out))} is an existing file; give a folder (created if "
+                        "missing)")
 
 
 def write_json_atomic(path: Path, value: object) -> None:

@@ -161,7 +161,7 @@ class BaseRecognizer(abc.ABC):
         scan = scan_folder(folder)
         _warn_passed_over(folder, scan)
         if not scan.images and not scan.refused:
-            raise UserError(f"image folder {folder} holds no image files")
+            raise UserError(f"image folder {terminal_safe(str(folder))} holds no image files")
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
