@@ -155,7 +155,12 @@ def cmd_predict(args) -> int:
 
 # eval / test ------------------------------------------------------------------------------------------------------
 def add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="score predict_result.json against a label file")
+    p = sub.add_parser(
+        "eval", help="score predict_result.json against a label file",
+        description="Score predict_result.json against a label file, matched by file name. A label that is not a "
+                    "string, an empty label file, a prediction whose result is neither a string nor null, and a "
+                    "file that is not a regular file are refused with the file, line or entry, and the reason "
+                    "(docs/predict.md). Lines end at \\n only: U+2028, form feeds and the like stay in labels.")
     p.add_argument("--predict-path", "--predict_path", dest="predict_path", required=True)
     p.add_argument("--label-path", "--label_path", dest="label_path", required=True,
                    help="JSON lines {ImageFile, Label} or txt name<sep>label")
