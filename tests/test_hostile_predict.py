@@ -10,10 +10,13 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
 from _robust_util import encode, tiny_weights, word
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import masterocr.data.folders as folders
 from masterocr.cli import main
@@ -237,3 +240,21 @@ def test_through_the_command_no_traceback(tiny_ckpt, tmp_path):
     names = {e["filename"] for e in read_result(tmp_path / "out")}
     assert names == {"good", "\x1b]0;pwned\x07\\xff.png"}
     assert b"\\x1b]0;pwned\\x07\\xff.png\t" in proc.stdout
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=24).filter(lambda b: b"/" not in b and b"\0" not in b))
+def test_any_file_name_bytes_escape_to_valid_utf8_and_safe_terminal_text(raw):
+    """Whatever bytes a name holds: the JSON text is valid UTF-8, flagged exactly when the bytes are not UTF-8,
+    and the terminal text holds no control character."""
+    name = os.fsdecode(raw)
+    text, escaped = folders.escape_name(name)
+    text.encode("utf-8")
+    try:
+        raw.decode("utf-8")
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    assert escaped == (not valid) and (text == name) == valid
+    shown = folders.terminal_safe(name)
+    assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in shown), ascii(shown)
