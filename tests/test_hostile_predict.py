@@ -178,6 +178,9 @@ def test_hostile_predict(case, tiny_ckpt, tmp_path, capsys, caplog):
         else:
             assert entry["result"] is None and error in entry["error"], entry
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (out / "predict_result.json").stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it
 
 
 @pytest.mark.parametrize("make", [lambda p: None, lambda p: p.write_bytes(PNG), lambda p: p.mkdir()])

@@ -126,6 +126,7 @@ def write_json_atomic(path: Path, value: object) -> None:
         raise UserError(f"cannot write in {path.parent} ({exc.strerror}); check the output folder") from exc
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 would hide the result from the group
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -136,6 +137,12 @@ def write_json_atomic(path: Path, value: object) -> None:
         if isinstance(exc, OSError):
             raise UserError(f"cannot write {path} ({exc.strerror}); check the output folder") from exc
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_stale(path: Path) -> None:
