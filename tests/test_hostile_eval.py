@@ -69,6 +69,8 @@ CASES = [
     ("preds-filename-null", "l.txt", b"a.png,cat\n", b'[{"filename": null, "result": "x"}]', 2,
      '"filename" is null'),
     ("preds-filename-missing", "l.txt", b"a.png,cat\n", b'[{"result": "x"}]', 2, '"filename" is missing'),
+    ("preds-duplicate-filename", "l.txt", b"a.png,cat\n", preds(("a.png", "cat"), ("a.png", "dog")), 2,
+     "entry 1: filename 'a.png' appears twice"),
     ("preds-deep", "l.txt", b"a.png,cat\n", DEEP.encode(), 2, "JSON nested too deeply"),
     ("preds-not-json", "l.txt", b"a.png,cat\n", b"not json", 2, "is not a predict_result.json"),
     ("preds-not-utf8", "l.txt", b"a.png,cat\n", b'[{"filename": "\xff"}]', 2, "is not a predict_result.json"),

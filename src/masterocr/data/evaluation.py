@@ -18,7 +18,8 @@ def read_predictions(path: str | Path) -> dict[str, str | None]:
     """Filename -> text from predict_result.json; a null result (an unreadable image) counts as missing.
 
     UserError naming the file, the entry and the reason for anything else: not a list, an entry that is not an
-    object, a filename that is not a string, a result that is neither a string nor null, JSON nested too deeply.
+    object, a filename that is not a string or appears twice, a result that is neither a string nor null, JSON
+    nested too deeply.
     """
     path = Path(path)
     check_regular_file(path, "predictions file")
@@ -43,6 +44,8 @@ def read_predictions(path: str | Path) -> dict[str, str | None]:
                             "expected a string")
         if result is not None and not isinstance(result, str):
             raise UserError(f'{where} ({name!r}): "result" is {json_type(result)}, expected a string or null')
+        if name in preds:  # two readings of one image: which one to score is not known
+            raise UserError(f"{where}: filename {name!r} appears twice; one entry per image")
         preds[name] = result
     return preds
 
