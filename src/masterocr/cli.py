@@ -83,13 +83,32 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _positive_int(value: str) -> int:
+    """argparse type of counts that must be at least 1 (batch sizes)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
 # predict ----------------------------------------------------------------------------------------------------------
 def add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="recognize every image in a folder -> predict_result.json")
+    p = sub.add_parser(
+        "predict", help="recognize every image in a folder -> predict_result.json",
+        description="Recognize every image in --img-folder and write --output-folder/predict_result.json "
+                    "atomically. An older predict_result.json there is removed before inference starts, so a "
+                    "run that fails leaves no stale result for `masterocr eval`. A file name that is not valid "
+                    "UTF-8 is written with its bad bytes as \\xFF escapes and \"name_escaped\": true "
+                    "(docs/predict.md).")
     p.add_argument("--checkpoint", help="checkpoint .pth or weights .safetensors (default: the shipped model)")
     p.add_argument("--img-folder", "--img_folder", dest="img_folder", required=True)
-    p.add_argument("--output-folder", "--output_folder", dest="output_folder", default=".")
-    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=32)
+    p.add_argument("--output-folder", "--output_folder", dest="output_folder", default=".",
+                   help="folder of predict_result.json (created if missing; an older result there is removed "
+                        "before inference starts)")
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=_positive_int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--gpu", type=int, default=None, help="the original's GPU index (same as --device cuda:N)")
     p.add_argument("--width", type=int, default=None, help="checked against the model's input width")
@@ -119,8 +138,10 @@ def say_backend(asked: str, rec) -> None:
 
 
 def cmd_predict(args) -> int:
+    from masterocr.data.folders import check_predict_folders, terminal_safe
     from masterocr.runtime.select import load_recognizer
 
+    check_predict_folders(args.img_folder, args.output_folder)  # before the model loads
     device = f"cuda:{args.gpu}" if args.gpu is not None and args.gpu >= 0 else args.device
     rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype, args.threads)
     say_backend(args.backend, rec)
@@ -129,18 +150,23 @@ def cmd_predict(args) -> int:
             raise UserError(f"{flag} {want} differs from the model's input size {have}; drop it or use the same")
     path, entries = rec.predict_folder(args.img_folder, args.output_folder, args.batch_size)
     ok = sum(e["result"] is not None for e in entries)
-    for e in entries:
+    for e in entries:  # names and texts escaped: a file name can hold terminal escape sequences
         if e["result"] is None:
-            print(f"{e['filename']}\tERROR\t{e['error']}")
+            print(f"{terminal_safe(e['filename'])}\tERROR\t{terminal_safe(e['error'])}")
         else:
-            print(f"{e['filename']}\t{e['result']}\t{e['pred_score']:.4f}")
-    print(f"wrote {path} ({ok} read, {len(entries) - ok} unreadable)", file=sys.stderr)
+            print(f"{terminal_safe(e['filename'])}\t{terminal_safe(e['result'])}\t{e['pred_score']:.4f}")
+    print(f"wrote {terminal_safe(str(path))} ({ok} read, {len(entries) - ok} unreadable)", file=sys.stderr)
     return 0 if ok else 1
 
 
 # eval / test ------------------------------------------------------------------------------------------------------
 def add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="score predict_result.json against a label file")
+    p = sub.add_parser(
+        "eval", help="score predict_result.json against a label file",
+        description="Score predict_result.json against a label file, matched by file name. A label that is not a "
+                    "string, an empty label file, a prediction whose result is neither a string nor null, and a "
+                    "file that is not a regular file are refused with the file, line or entry, and the reason "
+                    "(docs/predict.md). Lines end at \\n only: U+2028, form feeds and the like stay in labels.")
     p.add_argument("--predict-path", "--predict_path", dest="predict_path", required=True)
     p.add_argument("--label-path", "--label_path", dest="label_path", required=True,
                    help="JSON lines {ImageFile, Label} or txt name<sep>label")

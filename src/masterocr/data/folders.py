@@ -1,18 +1,156 @@
-"""The one rule for "the images in a folder", shared by predict, the demo and int8 calibration."""
+"""The one rule for "the images in a folder", shared by predict, the demo and int8 calibration, and the escapes
+of file names that are not valid UTF-8 or hold control characters."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import stat
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from masterocr.errors import UserError
 
 # suffixes of the files people keep beside their crops (labels, notes): not images, so they are skipped
 NOT_IMAGES = frozenset({".txt", ".json", ".jsonl", ".csv", ".tsv", ".md", ".yaml", ".yml", ".mdb", ".lock", ".log"})
 
+# why an entry of the folder is not read as an image (FolderScan.refused); none of them is opened
+DANGLING_LINK = "symbolic link to a missing file"
+LINK_LOOP = "symbolic link loop"
+NOT_REGULAR = "not a regular file"
+
+
+@dataclass
+class FolderScan:
+    """A folder's entries sorted by name: the images to read, the label/document files and hidden files passed
+    over, the subfolders, and the entries refused without opening (path, reason)."""
+
+    images: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    hidden: list[Path] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+    refused: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _kind(path: Path) -> str | None:
+    """None for a regular file (or a link to one), else why it is refused; stat only, never open (a FIFO would
+    block)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if os.path.islink(path):
+            return LINK_LOOP if exc.errno == 40 else DANGLING_LINK  # 40: ELOOP
+        return f"cannot stat ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if not stat.S_ISREG(mode):
+        kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+        return f"{NOT_REGULAR} ({kind})"
+    return None
+
+
+def scan_folder(folder: str | Path) -> FolderScan:
+    """Every entry of `folder` sorted into a FolderScan. Every regular file whose suffix is not in NOT_IMAGES
+    counts as an image, so an unreadable one is reported by its reader rather than passed over."""
+    scan = FolderScan()
+    for path in sorted(Path(folder).iterdir()):
+        if path.name.startswith("."):
+            scan.hidden.append(path)
+            continue
+        kind = _kind(path)
+        if kind == "folder":
+            scan.folders.append(path)
+        elif kind is not None:
+            scan.refused.append((path, kind))
+        else:
+            (scan.skipped if path.suffix.lower() in NOT_IMAGES else scan.images).append(path)
+    return scan
+
 
 def list_image_files(folder: str | Path) -> tuple[list[Path], list[Path]]:
-    """(images, skipped): the folder's visible files sorted by name, split into the ones to read and the
-    label/document files (NOT_IMAGES) kept beside them. Every other file counts as an image, so an unreadable
-    one is reported by its reader rather than passed over."""
-    images, skipped = [], []
-    for path in sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")):
-        (skipped if path.suffix.lower() in NOT_IMAGES else images).append(path)
-    return images, skipped
+    """(images, skipped): the folder's visible regular files sorted by name, split into the ones to read and
+    the label/document files (NOT_IMAGES) kept beside them."""
+    scan = scan_folder(folder)
+    return scan.images, scan.skipped
+
+
+def escape_name(name: str) -> tuple[str, bool]:
+    """(text, escaped): a file name as valid UTF-8 text. On POSIX a name that is not valid UTF-8 arrives with
+    its bad bytes as lone surrogates (surrogateescape); each such byte is written as a `\\xFF`-style escape and
+    `escaped` is True. Valid names come back unchanged."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate that no byte maps to (a str built in Python, not a file name)
+            return name.encode("utf-8", "backslashreplace").decode("utf-8"), True
+        return raw.decode("utf-8", "backslashreplace"), True
+    return name, False
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with bytes that are not UTF-8 as `\\xFF` and control/format characters (escape sequences, line
+    and paragraph separators, bidi overrides) as `\\x1b`/`\\u202e`-style escapes, for printing on a terminal."""
+    text = escape_name(text)[0]
+    return "".join(
+        c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c
+        for c in text
+    )
+
+
+def check_predict_folders(img_folder: str | Path, output_folder: str | Path) -> None:
+    """UserError, before any work, when `img_folder` is not a folder or `output_folder` exists and is not one;
+    the paths in the message are terminal-safe."""
+    img, out = Path(img_folder), Path(output_folder)
+    if not img.exists():
+        raise UserError(f"image folder {terminal_safe(str(img))} does not exist; check --img-folder")
+    if not img.is_dir():
+        raise UserError(f"image folder {terminal_safe(str(img))} is not a folder; give the folder that holds the "
+                        "images")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output folder {terminal_safe(str(out))} is an existing file; give a folder (created if "
+                        "missing)")
+
+
+def write_json_atomic(path: Path, value: object) -> None:
+    """Write `value` as UTF-8 JSON to `path` through a temporary file in the same folder and os.replace, so a
+    reader sees the old file or the whole new one; the temporary file is removed whatever goes wrong."""
+    data = json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"cannot write in {path.parent} ({exc.strerror}); check the output folder") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 would hide the result from the group
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise UserError(f"cannot write {path} ({exc.strerror}); check the output folder") from exc
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale(path: Path) -> None:
+    """Remove an older result file, so a run that fails cannot leave it behind to be scored as this run's."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise UserError(f"cannot remove the older {path} ({exc.strerror}); move it away or pick another "
+                        "--output-folder") from exc

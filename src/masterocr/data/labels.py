@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,11 +45,34 @@ _SHOWN_LINES = 5  # malformed line numbers named in a warning
 
 
 class BadLine(ValueError):
-    """A malformed label line; `reason` is one of NO_SEPARATOR, BAD_JSON, EMPTY_NAME."""
+    """A malformed label line; `reason` is one of NO_SEPARATOR, BAD_JSON, EMPTY_NAME (the counters' keys) and
+    `detail` says what exactly is wrong, for the strict readers' messages."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.detail = detail or reason
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages: null, a list, a number, ..."""
+    if value is None:
+        return "null"
+    kinds = ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "a list"), (dict, "an object"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
+
+
+def check_regular_file(path: Path, what: str) -> None:
+    """UserError unless `path` is a regular file, found with stat before any open (a FIFO would block)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as exc:
+        raise UserError(f"{what} {path} not found; check the path") from exc
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path} ({exc.strerror}); check the path") from exc
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise UserError(f"{what} {path} is {kind}; give a regular file")
 
 
 @dataclass
@@ -66,10 +90,9 @@ class LabelFile:
 def read_label_text(path: str | Path) -> str:
     """Text of a UTF-8 label file (BOM stripped); UserError naming the file if missing or not UTF-8."""
     path = Path(path)
+    check_regular_file(path, "label file")
     try:
         raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise UserError(f"label file {path} not found; check the path") from exc
     except OSError as exc:
         raise UserError(f"cannot read label file {path} ({exc.strerror}); check the path") from exc
     try:
@@ -102,13 +125,17 @@ def parse_line(line: str, fmt: str, split: str = ",") -> tuple[str, str]:
     else:
         try:
             obj = json.loads(line)
-        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
-            obj = None
-        if not (isinstance(obj, dict) and isinstance(obj.get("ImageFile"), str)):
-            raise BadLine(BAD_JSON)
-        name, label = obj["ImageFile"], obj.get("Label")
+        except ValueError:
+            raise BadLine(BAD_JSON, "not valid JSON") from None
+        except RecursionError:  # absurdly nested JSON
+            raise BadLine(BAD_JSON, "JSON nested too deeply") from None
+        if not isinstance(obj, dict):
+            raise BadLine(BAD_JSON, f"the line is {json_type(obj)}, not an object")
+        name, label = obj.get("ImageFile"), obj.get("Label")
+        if not isinstance(name, str):
+            raise BadLine(BAD_JSON, f'"ImageFile" is {json_type(name) if "ImageFile" in obj else "missing"}')
         if not isinstance(label, str):
-            raise BadLine(BAD_JSON)
+            raise BadLine(BAD_JSON, f'"Label" is {json_type(label) if "Label" in obj else "missing"}')
     name = name.strip()
     if not name:
         raise BadLine(EMPTY_NAME)
@@ -116,7 +143,8 @@ def parse_line(line: str, fmt: str, split: str = ",") -> tuple[str, str]:
 
 
 def _lines(text: str):
-    """(1-based line number, line) of the non-blank lines, line endings removed."""
+    """(1-based line number, line) of the non-blank lines, line endings removed. Only "\n" ends a line (CRLF
+    too): U+2028, U+2029, form feeds, \x85 and \v are part of a label, never line breaks (no str.splitlines)."""
     for lineno, line in enumerate(text.split("\n"), 1):
         line = line.removesuffix("\r")
         if line.strip():
@@ -183,7 +211,8 @@ def read_labels(path: str | Path, split: str = ",") -> dict[str, str]:
                 hint = 'expected {"ImageFile": ..., "Label": ...} with string values'
             else:
                 hint = f"separator {split!r}; lines are name{split}label"
-            raise UserError(f"{path}:{lineno}: {bad.reason} ({hint})") from None
+            detail = "" if bad.detail == bad.reason else f": {bad.detail}"
+            raise UserError(f"{path}:{lineno}: {bad.reason}{detail} ({hint})") from None
         labels[name] = label
     return labels
 

@@ -8,7 +8,6 @@ text the same way.
 from __future__ import annotations
 
 import abc
-import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -19,7 +18,15 @@ import torch
 from tqdm import tqdm
 
 from masterocr.charset import EOS, NUM_SPECIAL, UNK, Charset
-from masterocr.data.folders import list_image_files
+from masterocr.data.folders import (
+    FolderScan,
+    check_predict_folders,
+    escape_name,
+    remove_stale,
+    scan_folder,
+    terminal_safe,
+    write_json_atomic,
+)
 from masterocr.data.images import ImageError, load_image
 from masterocr.data.transforms import pad_batch, preprocess, preprocess_line
 from masterocr.errors import UserError
@@ -173,26 +180,52 @@ class BaseRecognizer(abc.ABC):
     ) -> tuple[Path, list[dict]]:
         """Recognize every image in `folder` and write output_folder/predict_result.json (the original's format).
 
-        Label and document files kept beside the images (data.folders.NOT_IMAGES: .txt, .jsonl, .md, ...) are
-        skipped with a warning; every other file gets an entry, with the reason when it cannot be read."""
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise UserError(f"image folder {folder} does not exist or is not a folder")
-        files, skipped = list_image_files(folder)
-        if skipped:
-            names = ", ".join(p.name for p in skipped[:5])
-            log.warning("skipped %d label/document files in %s: %s", len(skipped), folder, names)
-        if not files:
-            raise UserError(f"image folder {folder} holds no image files")
-        entries = []
-        for start in tqdm(range(0, len(files), batch_size), desc="predict", disable=not progress, leave=False):
-            chunk = files[start : start + batch_size]
-            for path, pred in zip(chunk, self.predict(chunk, batch_size=batch_size)):
-                entries.append(pred.to_json(path.name))
-        out = Path(output_folder)
-        out.mkdir(parents=True, exist_ok=True)
+        An older predict_result.json there is removed before inference starts, so a run that fails leaves none.
+        The result is written atomically. Label and document files kept beside the images (data.folders.
+        NOT_IMAGES), hidden files and subfolders are skipped with a warning; links to nothing, link loops and
+        FIFOs get an entry with the reason, never opened; every other file gets an entry, with the reason when
+        it cannot be read. A name that is not valid UTF-8 is written escaped (data.folders.escape_name) with
+        "name_escaped": true."""
+        if batch_size < 1:
+            raise UserError(f"batch size must be at least 1, got {batch_size}")
+        check_predict_folders(folder, output_folder)
+        folder, out = Path(folder), Path(output_folder)
+        scan = scan_folder(folder)
+        _warn_passed_over(folder, scan)
+        if not scan.images and not scan.refused:
+            raise UserError(f"image folder {terminal_safe(str(folder))} holds no image files")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create output folder {out} ({exc.strerror})") from exc
         result = out / "predict_result.json"
-        tmp = result.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(entries, ensure_ascii=False, indent=2), encoding="utf-8")
-        tmp.replace(result)
+        remove_stale(result)
+        by_path = {path: Prediction(None, None, error=f"{path}: {why}; not read") for path, why in scan.refused}
+        for start in tqdm(range(0, len(scan.images), batch_size), desc="predict", disable=not progress, leave=False):
+            chunk = scan.images[start : start + batch_size]
+            by_path.update(zip(chunk, self.predict(chunk, batch_size=batch_size)))
+        entries = [_entry(path.name, by_path[path]) for path in sorted(by_path)]
+        write_json_atomic(result, entries)
         return result, entries
+
+
+def _entry(name: str, pred: Prediction) -> dict:
+    """The JSON entry of one file, its name and error escaped when not valid UTF-8."""
+    shown, escaped = escape_name(name)
+    entry = pred.to_json(shown)
+    if "error" in entry:
+        entry["error"] = escape_name(entry["error"])[0]
+    if escaped:
+        entry["name_escaped"] = True
+    return entry
+
+
+def _warn_passed_over(folder: Path, scan: FolderScan) -> None:
+    """One warning per kind of entry that gets no row: label/document files, hidden files, subfolders."""
+    for what, paths in (("label/document files", scan.skipped), ("hidden files", scan.hidden),
+                        ("subfolders", scan.folders)):
+        if paths:
+            names = ", ".join(terminal_safe(p.name) for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
+            log.warning("skipped %d %s in %s: %s", len(paths), what, terminal_safe(str(folder)), names)
+    for path, why in scan.refused:
+        log.warning("not reading %s: %s", terminal_safe(str(path)), why)
