@@ -98,3 +98,11 @@ def test_models_by_name():
         Recognizer("nope")
     with pytest.raises(UserError, match="pass one"):
         load_recognizer(checkpoint=str(shipped_model("word")), model="line")
+
+
+def test_cli_model_by_name(tmp_path, capsys):
+    from masterocr.cli import main
+
+    if not shipped_model("line").exists():
+        assert main(["predict", "--img-folder", str(tmp_path), "--model", "line"]) != 0
+        assert "'line' model is not shipped" in capsys.readouterr().err

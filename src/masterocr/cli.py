@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 
+from masterocr.assets import SHIPPED_MODELS
 from masterocr.errors import UserError
 from masterocr.train.config import parse_bool
 
@@ -123,6 +124,9 @@ def add_runtime_options(p, default_backend: str = "auto") -> None:
                         "model's int8 graphs, weights/master_medium_int8); auto: those graphs when no --checkpoint "
                         "is given and onnxruntime is installed (CPU, fp32), else torch "
                         f"(default: {default_backend})")
+    p.add_argument("--model", choices=list(SHIPPED_MODELS), default=None,
+                   help="a shipped model by name instead of --checkpoint: word (the default, word crops) or line "
+                        "(text lines, when this release ships it)")
     p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
     p.add_argument("--threads", type=int, default=None,
@@ -143,7 +147,7 @@ def cmd_predict(args) -> int:
 
     check_predict_folders(args.img_folder, args.output_folder)  # before the model loads
     device = f"cuda:{args.gpu}" if args.gpu is not None and args.gpu >= 0 else args.device
-    rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype, args.threads)
+    rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype, args.threads, args.model)
     say_backend(args.backend, rec)
     for flag, want, have in (("--width", args.width, rec.cfg.img_w), ("--height", args.height, rec.cfg.img_h)):
         if want is not None and want != have:
@@ -204,7 +208,8 @@ def cmd_test(args) -> int:
     from masterocr.runtime.benchmark import evaluate_benchmarks
     from masterocr.runtime.select import load_recognizer
 
-    rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype, args.threads)
+    rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype, args.threads,
+                          args.model)
     say_backend(args.backend, rec)
     rows = evaluate_benchmarks(rec, args.data_root, args.batch_size)
     if args.json:
@@ -331,7 +336,7 @@ def cmd_serve(args) -> int:
 
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
           max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
-          backend=args.backend, threads=args.threads, max_images_per_request=args.max_images,
+          backend=args.backend, threads=args.threads, model=args.model, max_images_per_request=args.max_images,
           max_pixels=args.max_pixels, max_pixels_in_flight=args.max_pixels_in_flight,
           body_timeout_s=args.body_timeout_s, max_connections=args.max_connections)
     return 0

@@ -256,6 +256,7 @@ def serve(
     dtype: str = "fp32",
     backend: str = "torch",
     threads: int | None = None,
+    model: str | None = None,
     max_connections: int | None = 128,
     **kwargs: Any,
 ) -> None:
@@ -264,12 +265,13 @@ def serve(
     `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`; `backend="onnx"` serves
     a folder written by `masterocr export` (None: the shipped int8 graphs) on onnxruntime (faster on CPU at
     small batches, no attention maps);
-    `threads` as in `load_recognizer`; beyond `max_connections` open connections uvicorn answers 503; other
+    `threads` and `model` (a shipped model by name) as in `load_recognizer`; beyond `max_connections` open
+    connections uvicorn answers 503; other
     keyword arguments go to `create_app`."""
     import uvicorn  # optional extra (serve)
 
     check_limits(max_connections=max_connections, **kwargs)  # before the model is loaded
-    recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads)
+    recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads, model)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding %s: the service has no authentication; anyone who can reach it can use it", host)
