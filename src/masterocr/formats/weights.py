@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from masterocr.errors import UserError
+from masterocr.errors import UserError, require_regular_file
 
 
 def file_sha256(path: str | Path) -> str:
@@ -58,6 +58,7 @@ def load_weights(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise UserError(f"weights file {path} does not exist")
+    require_regular_file(path, "weights file", "pass a .safetensors file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
