@@ -204,6 +204,19 @@ def test_good_files_still_load(tiny: dict, tmp_path: Path) -> None:
         assert len(charset) == len(CHARSET) and model.cfg.d_ff == TINY.d_ff
 
 
+def test_safetensors_shapes_are_checked_from_the_header_before_tensors_are_read(tiny, tmp_path, monkeypatch):
+    from masterocr.formats import weights
+
+    path = safetensors(model_config=json.dumps({**TINY.to_dict(), **HUGE}))(tmp_path, tiny)
+
+    def never(*args, **kw):
+        raise AssertionError("tensors were read before the header was checked")
+
+    monkeypatch.setattr(weights, "load_file", never)
+    with pytest.raises(UserError, match="weights do not match its model config: tensor"):
+        load_model(path)
+
+
 PEAK = """
 import sys, torch
 from masterocr.formats.load import load_model

@@ -10,6 +10,7 @@ from masterocr.assets import default_weights_path
 from masterocr.charset import Charset
 from masterocr.errors import UserError
 from masterocr.formats.checkpoint import load_checkpoint
+from masterocr.formats.weights import read_header
 from masterocr.model import MASTER, MasterConfig
 from masterocr.model.config import check_num_classes
 from masterocr.model.decoder import fuse_separate_projections
@@ -62,11 +63,9 @@ def check_tensors(cfg: MasterConfig, num_classes: int, shapes: dict[str, tuple[i
                         f"its config describes; {fix}")
 
 
-def load_model(path: str | Path | None = None) -> tuple[MASTER, Charset, Path]:
-    """Model, charset and the file read, from a checkpoint (.pth) or weights (.safetensors); None = the default
-    model (`assets.default_weights_path`). The config is checked against the tensors the file carries (names
-    and shapes, on the meta device) before the module is built."""
-    ckpt = load_checkpoint(path if path is not None else default_weights_path())
+def model_spec(ckpt: dict) -> tuple[MasterConfig, Charset]:
+    """The config and charset of a checkpoint's metadata; a UserError naming the file when they cannot
+    describe a model (wrong types, sizes over the caps, too many classes)."""
     if "model_config" not in ckpt:
         raise UserError(f"{ckpt['_path']} carries no model_config; it was not written by masterocr")
     try:
@@ -78,6 +77,21 @@ def load_model(path: str | Path | None = None) -> tuple[MASTER, Charset, Path]:
             f"{ckpt['_path']}: its model_config/charset cannot build a model ({type(exc).__name__}: {exc}); "
             "use a checkpoint written by masterocr"
         ) from exc
+    return cfg, charset
+
+
+def load_model(path: str | Path | None = None) -> tuple[MASTER, Charset, Path]:
+    """Model, charset and the file read, from a checkpoint (.pth) or weights (.safetensors); None = the default
+    model (`assets.default_weights_path`). The config is checked against the tensors the file carries (names
+    and shapes, on the meta device; for safetensors from the header, before any tensor is read) before the
+    module is built."""
+    path = path if path is not None else default_weights_path()
+    if Path(path).suffix == ".safetensors" and not Path(path).is_dir():
+        head = read_header(path)
+        cfg, charset = model_spec(head)
+        check_tensors(cfg, len(charset), head["_shapes"], head["_path"])
+    ckpt = load_checkpoint(path)
+    cfg, charset = model_spec(ckpt)
     state = strip_prefixes(ckpt["model_state_dict"])
     check_tensors(cfg, len(charset), {k: tuple(v.shape) for k, v in state.items()}, ckpt["_path"])
     model = MASTER(cfg, len(charset))
@@ -86,3 +100,4 @@ def load_model(path: str | Path | None = None) -> tuple[MASTER, Charset, Path]:
     except RuntimeError as exc:
         raise UserError(f"{ckpt['_path']}: weights do not match its model config ({exc})") from exc
     return model, charset, Path(ckpt["_path"])
+
