@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from masterocr.charset import Charset
@@ -266,3 +268,23 @@ def test_cli_export_refuses_hostile_checkpoints(name: str, tiny: dict, tmp_path:
     err = capsys.readouterr().err
     assert CASES[name][1] in err and err.count("\n") == 1, err
     assert not (tmp_path / "onnx").exists()
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False)
+                    | st.text(max_size=8), lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(sorted(TINY.to_dict())), value=JSON)
+def test_any_json_value_in_any_model_config_field_is_one_line_or_a_model(tiny, tmp_path, field, value):
+    """A checkpoint whose model_config has any JSON value in any field: a one-line UserError, or a model."""
+    path = tmp_path / "fuzz.pth"
+    torch.save({**tiny, "model_config": {**tiny["model_config"], field: value}}, path)
+    try:
+        model, _, _ = load_model(path)
+    except UserError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
+    else:
+        assert model.cfg.d_model == TINY.d_model  # the tensors are the tiny model's, so only harmless values load
