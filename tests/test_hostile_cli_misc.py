@@ -14,7 +14,10 @@ from _robust_util import tiny_weights
 from conftest import write_word_set
 from test_lmdb import make_lmdb
 
+from masterocr.charset import Charset
 from masterocr.cli import main
+from masterocr.formats.onnx_layout import export_meta
+from masterocr.model.presets import get_preset
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +31,19 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "empty").mkdir()
     (root / "full").mkdir()
     (root / "full" / "x").write_text("x")
+    onnx = root / "onnx"
+    onnx.mkdir()
+    meta = export_meta(get_preset("tiny"), Charset.default(), len(Charset.default()), 17, None)
+    (onnx / "model.json").write_text(json.dumps({**meta, "model_config": {**meta["model_config"], "nhead": 0}}))
+    fifo_graph = root / "onnx_fifo"
+    fifo_graph.mkdir()
+    (fifo_graph / "model.json").write_text(json.dumps(meta))
+    os.mkfifo(fifo_graph / "encoder.onnx")
     return {"W": str(tiny_weights(root / "tiny.safetensors")), "BENCH": str(root / "bench"),
             "WORDS": str(root / "words"), "FILE": str(root / "plain.txt"), "FIFO": str(root / "fifo"),
             "EMPTY": str(root / "empty"), "FULL": str(root / "full"), "NOWHERE": str(root / "nowhere"),
-            "DEEP": str(root / "plain.txt" / "such" / "out"), "ROOT": str(root)}
+            "ONNX": str(onnx), "ONNXFIFO": str(fifo_graph), "DEEP": str(root / "plain.txt" / "such" / "out"),
+            "ROOT": str(root)}
 
 
 TEST = ["test", "--checkpoint", "W", "--backend", "torch", "--data-root", "BENCH"]
@@ -56,6 +68,10 @@ CASES: dict[str, tuple[list[str], int, str]] = {
                              "is a FIFO (named pipe), not a regular file"),
     "test_unknown_backend": (TEST + ["--backend", "tensorrt"], 2, "invalid choice: 'tensorrt'"),
     "test_int8_and_fp16": (TEST + ["--int8", "--dtype", "fp16"], 2, "int8 replaces the float dtype"),
+    "test_onnx_model_json_bad_field": (["test", "--backend", "onnx", "--checkpoint", "ONNX", "--data-root", "BENCH"],
+                                       2, "ROOT/onnx/model.json: field 'model_config' cannot describe a model"),
+    "test_onnx_graph_is_a_fifo": (["test", "--backend", "onnx", "--checkpoint", "ONNXFIFO", "--data-root", "BENCH"],
+                                  2, "model file ROOT/onnx_fifo/encoder.onnx is a FIFO"),
     "export_out_is_a_file": (EXPORT + ["--out", "FILE"], 2, "--out ROOT/plain.txt is an existing file"),
     "export_out_under_a_file": (EXPORT + ["--out", "DEEP"], 2, "lies under ROOT/plain.txt, an existing file"),
     "export_calib_count_zero": (EXPORT + ["--out", "NOWHERE", "--int8", "--calib-count", "0"], 2,

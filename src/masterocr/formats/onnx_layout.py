@@ -48,7 +48,9 @@ def read_meta(folder: str | Path) -> dict:
     path = folder / META_FILE
     if not folder.is_dir() or not path.exists():
         raise UserError(f"{folder} is not an exported model folder (no {META_FILE}); run `masterocr export` first")
-    require_regular_file(path, "model file", "export the model again with `masterocr export`")
+    for name in LAYOUT_FILES:  # a FIFO would block onnxruntime's reader: refused without opening
+        if (folder / name).is_symlink() or (folder / name).exists():
+            require_regular_file(folder / name, "model file", "export the model again with `masterocr export`")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
