@@ -3,7 +3,8 @@
 #
 # Every package below is in Debian main (free licences: OFL, Apache-2.0, GPL with font exception, GUST,
 # Bitstream Vera, public domain); docs/fonts.md lists the families and licences. The set covers serif,
-# sans, slab, monospace, condensed, rounded, display, script and handwriting Latin faces.
+# sans, slab, monospace, condensed, rounded, display, script and handwriting Latin faces, and the CJK designs
+# Debian packages for Simplified Chinese lines.
 #
 # Idempotent: packages already installed are skipped. Without root or without apt-get it prints a message
 # and exits 0 (the synth engine falls back to whatever fonts exist, or to Pillow's built-in font).
@@ -71,6 +72,15 @@ PACKAGES=(
   fonts-beteckna
   fonts-adf-accanthis
   fonts-staypuft
+  # CJK designs for synthetic text lines (docs/fonts.md): Source Han Sans/Serif, WenQuanYi Zen Hei,
+  # Micro Hei and Droid Sans Fallback (one design), AR PL UMing and UKai, and LXGW WenKai (held out)
+  fonts-noto-cjk
+  fonts-wqy-zenhei
+  fonts-wqy-microhei
+  fonts-arphic-uming
+  fonts-arphic-ukai
+  fonts-lxgw-wenkai
+  fonts-droid-fallback
 )
 
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then

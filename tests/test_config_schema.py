@@ -191,7 +191,7 @@ BAD = [
     ("synth_cpu", "charset.keys", ["a", "b"], "must be a string"),
     ("synth_cpu", "charset.keys_file", "a\0b", "a path cannot contain a NUL character"),
     ("synth_cpu", "model_arch.args", "small", "must be an object"),
-    ("synth_cpu", "model_arch.args.preset", "huge", "must be 'paper', 'medium', 'large', 'small' or 'tiny'"),
+    ("synth_cpu", "model_arch.args.preset", "huge", "must be 'paper', 'medium', 'large', 'small', 'tiny' or 'line'"),
     ("synth_cpu", "model_arch.args.img_w", "wide", "must be an integer"),
     ("synth_cpu", "model_arch.args.img_h", 50, "must be a multiple of 8"),
     ("synth_cpu", "model_arch.args.widths", [1, 2, 3], "must have at least 6 entries"),

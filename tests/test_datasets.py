@@ -293,3 +293,39 @@ def test_build_synth_forwards_everything(monkeypatch: pytest.MonkeyPatch) -> Non
             augment=aug,
         )
     ]
+
+
+def test_variable_width_items_keep_their_width_and_collate_pads_them(tmp_path: Path) -> None:
+    from masterocr.data.transforms import PAD_VALUE
+
+    root = tmp_path / "lines"
+    root.mkdir()
+    for name, size in (("short.png", (60, 32)), ("long.png", (301, 32)), ("huge.png", (900, 16))):
+        (root / name).write_bytes(word_png(name, size))
+    gt = write_txt(tmp_path / "gt.txt", ["short.png,ab", "long.png,a longer line", "huge.png,squeezed"])
+    ds = TextLineDataset(gt, root, charset=CHARSET, img_h=H, img_w=800, max_len=25, variable_width=True)
+    items = [ds[i] for i in range(3)]
+    assert [img.shape[-1] for img, _ in items] == [60, 301, 800]  # 900x16 is 1,800 px at height 32: squeezed
+    batch = collate([items[0], None, items[1]])
+    assert batch.images.shape == (2, 3, H, 304) and batch.widths.tolist() == [60, 301] and batch.skipped == 1
+    assert torch.equal(batch.images[0, :, :, :60], items[0][0])
+    assert (batch.images[0, :, :, 60:] == PAD_VALUE).all() and (batch.images[1, :, :, 301:] == PAD_VALUE).all()
+    assert collate([items[0], items[0]]).widths is None  # one width: stacked as before
+
+
+def test_out_of_vocabulary_label_characters_are_counted_and_reported_per_dataset(
+    tmp_path: Path, images: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from masterocr.data.datasets import LmdbDataset
+    from masterocr.data.lmdb import lmdb_from_labels
+
+    gt = write_txt(tmp_path / "gt.txt", ["a.png,café", "b.png,naïve café", "c.png,plain"])
+    with caplog.at_level(logging.WARNING):
+        ds = TextLineDataset(gt, images, **COMMON)
+    assert ds.oov == {"é": 2, "ï": 1} and not CHARSET.unknown
+    assert any(r.getMessage().startswith(f"{gt}: 3 label characters in 2 kinds") for r in caplog.records)
+    lmdb_from_labels(gt, images, tmp_path / "db")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        lm = LmdbDataset(tmp_path / "db", **COMMON)
+    assert lm.oov == ds.oov and any("not in the charset" in r.getMessage() for r in caplog.records)

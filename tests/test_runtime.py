@@ -85,3 +85,16 @@ def test_exportable_model_is_built_with_static_gca_and_short_tables():
 def test_strip_prefixes_takes_off_ddp_and_compile_wrappers():
     t = torch.zeros(1)
     assert strip_prefixes({"module._orig_mod.a": t, "_orig_mod.b": t, "c": t}).keys() == {"a", "b", "c"}
+
+
+def test_models_by_name():
+    assert Recognizer("word").weights_path == shipped_model("word")
+    assert load_recognizer(model="word", backend="torch").weights_path == shipped_model("word")
+    if not shipped_model("line").exists():  # a release without the line model says how to get one
+        for make in (lambda: Recognizer("line"), lambda: load_recognizer(model="line", backend="auto")):
+            with pytest.raises(UserError, match="'line' model is not shipped.*--checkpoint"):
+                make()
+    with pytest.raises(UserError, match="no shipped model 'nope'"):
+        Recognizer("nope")
+    with pytest.raises(UserError, match="pass one"):
+        load_recognizer(checkpoint=str(shipped_model("word")), model="line")

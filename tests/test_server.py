@@ -205,8 +205,10 @@ def test_model_info_checkpoint_sha256(rec, tmp_path):
     rec2 = Recognizer(rec.model, rec.charset)
     rec2.weights_path = path
     with TestClient(create_app(rec2)) as c:
-        m = c.get("/v1/model").json()
-    assert m["checkpoint"] == str(path)
+        r = c.get("/v1/model")
+    m = r.json()
+    assert m["checkpoint"] == "w.safetensors"  # the name only: no server-side path
+    assert str(tmp_path) not in r.text
     assert m["sha256"] == hashlib.sha256(b"weights").hexdigest()
 
 
@@ -394,3 +396,61 @@ def test_serve_onnx_backend_needs_an_exported_folder(tmp_path, monkeypatch):
         serve(port=0, backend="onnx")
     with pytest.raises(UserError, match="not an exported model folder"):
         serve(checkpoint=str(tmp_path), port=0, backend="onnx")
+
+
+# --- decoded-pixel budget --------------------------------------------------------------------------------------
+def test_pixel_budget_waits_then_503_and_wakes_waiters():
+    from masterocr.serve.budget import PixelBudget
+    from masterocr.serve.limits import RequestError
+
+    async def go():
+        budget = PixelBudget(100, wait_s=0.2)
+        order: list[str] = []
+        async with budget.reserve(60):
+            with pytest.raises(RequestError) as busy:
+                async with budget.reserve(50):
+                    pass
+            assert busy.value.status == 503 and busy.value.headers == {"Retry-After": "1"}
+
+            async def waiter():
+                async with budget.reserve(50):
+                    order.append("waiter")
+
+            task = asyncio.create_task(waiter())
+            await asyncio.sleep(0.05)
+            assert order == [] and budget.used == 60  # it waits for room
+            order.append("release")
+        await asyncio.wait_for(task, 1)
+        assert order == ["release", "waiter"] and budget.used == 0
+        with pytest.raises(RequestError) as big:
+            async with budget.reserve(101):
+                pass
+        assert big.value.status == 413 and "at once" in big.value.message
+
+    asyncio.run(go())
+
+
+def test_pixels_in_flight_over_http(rec):
+    app = create_app(rec, max_pixels_in_flight=10_000, pixel_wait_s=0.1)
+    with TestClient(app) as c:
+        r = c.post("/v1/recognize", files=files(png(size=(100, 40)), png(size=(100, 40)), png(size=(100, 40))))
+        assert r.status_code == 413 and "12000 pixels" in r.json()["error"]
+        app.state.budget.used = 8_000  # another request's images being decoded
+        r = c.post("/v1/recognize", files=files(png(size=(100, 40))))
+        assert r.status_code == 503 and r.headers["retry-after"] == "1" and "busy" in r.json()["error"]
+        app.state.budget.used = 0
+        assert c.post("/v1/recognize", files=files(png(size=(100, 40)))).status_code == 200
+        assert app.state.budget.used == 0  # released after decoding
+        assert c.get("/v1/model").json()["serving"]["max_pixels_in_flight"] == 10_000
+
+
+def test_deep_json_is_400_before_parsing(client):
+    from masterocr.serve.limits import json_depth
+
+    assert json_depth(b'{"images": ["[[[{{\\"[[", "b"]}') == 2  # brackets inside strings do not count
+    assert json_depth(b"{[{}]}[{{{{}}}}]") == 5
+    deep = b'{"images": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = client.post("/v1/recognize", content=deep, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "100001 levels deep" in r.json()["error"]
+    r = client.post("/v1/recognize", content=b"[" * 100_000, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "nested" in r.json()["error"]

@@ -24,9 +24,11 @@ class ShippedModel:
     onnx: str  # folder of its int8 ONNX graphs (scripts/ship_onnx.py writes it)
 
 
-# shipped models by the name a user chooses them by (`--model word`); "word" reads word crops
+# shipped models by the name a user chooses them by (`--model word`); "word" reads word crops, "line" text
+# lines (configs/line_cpu.json trains one; its files are absent from a release that does not ship it)
 SHIPPED_MODELS: dict[str, ShippedModel] = {
     "word": ShippedModel(weights="master_medium.safetensors", onnx="master_medium_int8"),
+    "line": ShippedModel(weights="master_line.safetensors", onnx="master_line_int8"),
 }
 DEFAULT_MODEL = "word"
 DEFAULT_WEIGHTS_NAME = SHIPPED_MODELS[DEFAULT_MODEL].weights
@@ -47,6 +49,18 @@ def shipped_model(name: str = DEFAULT_MODEL) -> Path:
 def shipped_onnx(name: str = DEFAULT_MODEL) -> Path:
     """The folder of the shipped model's int8 ONNX graphs (it may be missing: callers check)."""
     return WEIGHTS_DIR / _shipped(name).onnx
+
+
+def shipped_files(name: str, onnx: bool = False) -> Path:
+    """The shipped model `name`'s weights (or its int8 ONNX folder), checked to exist: a one-line error says
+    how to get a model when this release does not carry it."""
+    path = shipped_onnx(name) if onnx else shipped_model(name)
+    if not path.exists():
+        raise UserError(
+            f"the {name!r} model is not shipped in this release ({path.name} is missing); train one "
+            "(docs/training.md; configs/line_cpu.json for lines) and pass its file with --checkpoint"
+        )
+    return path
 
 
 def weights_override() -> Path | None:

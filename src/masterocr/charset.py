@@ -18,10 +18,15 @@ from masterocr.errors import UserError, require_regular_file
 
 PAD, EOS, SOS, UNK = 0, 1, 2, 3
 NUM_SPECIAL = 4
+MAX_KEYS_BYTES = 4_000_000  # a keys file larger than this is not a charset (GB18030's 70,000+ hanzi fit)
+SHIPPED = ("zh_latin",)  # charsets under masterocr/charsets/, by name
 
 
 def normalize_text(text: str) -> str:
-    """NFKC-normalise a label so that e.g. full-width letters and ligatures map to plain characters."""
+    """NFKC-fold text: full-width ASCII to ASCII ("ＡＢ１，" -> "AB1,"), the ideographic space U+3000 to a
+    space, ligatures to their letters ("ﬁ" -> "fi"), "…" to "...". One direction only, compatibility forms to
+    their plain characters: applied to labels before encoding and to predicted text, so neither side ever
+    holds a form the other lacks (the shipped charsets keep only characters NFKC leaves unchanged)."""
     return unicodedata.normalize("NFKC", text)
 
 
@@ -43,6 +48,12 @@ class Charset:
         self.case_sensitive = case_sensitive
         self.normalize = normalize
         self._index = {ch: i + NUM_SPECIAL for i, ch in enumerate(self.keys)}
+        # what each key prints as: its NFKC form, so that a user's keys file holding full-width forms still
+        # reads and predicts the text its (folded) labels have
+        self._out = [normalize_text(ch) for ch in self.keys] if normalize else list(self.keys)
+        for i, out in enumerate(self._out):  # and a folded label character finds that key
+            if len(out) == 1:
+                self._index.setdefault(out, i + NUM_SPECIAL)
         self.unknown: Counter[str] = Counter()
 
     # construction -------------------------------------------------------------------------------------------
@@ -53,11 +64,26 @@ class Charset:
         return cls(keys, **kwargs)
 
     @classmethod
+    def shipped(cls, name: str, **kwargs) -> Charset:
+        """A charset that ships with masterocr: "zh_latin" (GB2312's 6,763 hanzi, ASCII, Latin-1 Supplement,
+        Latin Extended-A, CJK and general punctuation; scripts/make_charset_zh.py writes it)."""
+        if name not in SHIPPED:
+            raise UserError(f"unknown shipped charset {name!r}; choose one of {', '.join(SHIPPED)} or give a keys file")
+        keys = resources.files("masterocr").joinpath("charsets", f"{name}.txt").read_text(encoding="utf-8")
+        return cls(keys.rstrip("\r\n"), **kwargs)
+
+    @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> Charset:
         """Read a keys file: one string, one character per symbol (a trailing newline is dropped)."""
         path = Path(path)
         require_regular_file(path, "charset file", "pass an existing keys file")
         try:
+            size = path.stat().st_size
+            if size > MAX_KEYS_BYTES:
+                raise UserError(
+                    f"charset file {path} is {size:,} bytes, over {MAX_KEYS_BYTES:,}: a keys file holds each "
+                    "character once, on one line"
+                )
             raw = path.read_bytes()
         except OSError as exc:
             raise UserError(f"cannot read charset file {path}: {exc.strerror}; pass an existing keys file") from exc
@@ -112,8 +138,20 @@ class Charset:
             if i == UNK:
                 out.append(unk)
             elif i >= NUM_SPECIAL:
-                out.append(self.keys[i - NUM_SPECIAL])
+                out.append(self._out[i - NUM_SPECIAL])
         return "".join(out)
+
+    def symbol(self, index: int) -> str:
+        """The text class `index` (>= NUM_SPECIAL) predicts: its key, NFKC-folded when the charset normalises."""
+        return self._out[index - NUM_SPECIAL]
+
+    def count_oov(self, labels: Iterable[str]) -> Counter[str]:
+        """Out-of-vocabulary characters of `labels` after cleaning (character -> occurrences), without
+        touching `unknown`: what a dataset reports when it is built."""
+        oov: Counter[str] = Counter()
+        for label in labels:
+            oov.update(ch for ch in self.clean(label) if ch not in self._index)
+        return oov
 
     def encode_batch(self, texts: Sequence[str], max_len: int) -> torch.Tensor:
         """Training targets `[SOS] text [EOS] PAD...` of shape (B, max_len + 2); longer texts are cut."""
@@ -128,3 +166,16 @@ class Charset:
     def label_length(self, text: str) -> int:
         """Length of a label after normalisation, as the model sees it."""
         return len(self.clean(text))
+
+
+def oov_summary(oov: Counter[str], source: str, top: int = 10) -> str | None:
+    """One line naming a dataset's out-of-vocabulary characters (most frequent first); None when there are
+    none."""
+    if not oov:
+        return None
+    shown = ", ".join(f"{ch!r} x{n}" for ch, n in oov.most_common(top))
+    more = f" and {len(oov) - top} more" if len(oov) > top else ""
+    return (
+        f"{source}: {sum(oov.values())} label characters in {len(oov)} kinds are not in the charset "
+        f"(read as UNK): {shown}{more}; add them to the keys file or drop those samples"
+    )

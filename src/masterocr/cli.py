@@ -65,12 +65,14 @@ def add_train(sub) -> None:
     p.add_argument("--nproc", type=int, default=None,
                    help="launch N processes on this machine through torchrun's launcher")
     p.add_argument("--check", action="store_true",
-                   help="validate the config (docs/config.schema.json) and its settings, then exit without training")
+                   help="validate the config (docs/config.schema.json), its dataset paths, save_dir, -r and the "
+                        "model (built on the meta device), read the label files, print a summary and exit")
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args) -> int:
     from masterocr.train.config import apply_overrides, load_config, run_settings
+    from masterocr.train.preflight import check_run, dataset_sizes
     from masterocr.train.schema import validate_config
 
     if args.nproc and args.nproc > 1 and not args.check:
@@ -86,8 +88,12 @@ def cmd_train(args) -> int:
     if finetune and not args.resume:
         raise UserError("--finetune needs a checkpoint: add -r path/to/checkpoint.pth")
     settings = run_settings(config)
+    params = check_run(settings, source, resume=None if finetune else args.resume,
+                       finetune=args.resume if finetune else None)
     if args.check:
-        print(f"{args.config}: the config is valid ({len(settings.charset)} symbols, d_model {settings.cfg.d_model})")
+        sizes = dataset_sizes(settings, source)
+        print(f"{args.config}: the config is valid: model {params / 1e6:.2f}M parameters "
+              f"(d_model {settings.cfg.d_model}, {len(settings.charset)} classes); {sizes}")
         return 0
     from masterocr.train.loop import train
 
@@ -225,6 +231,10 @@ def add_synth(sub) -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--format", choices=["lmdb", "folder"], default="lmdb")
     p.add_argument("--font-split", choices=["train", "heldout", "all"], default="train")
+    p.add_argument("--lines", action="store_true",
+                   help="text lines (Chinese, Latin, mixed; CJK fonts) into LMDB shards instead of words")
+    p.add_argument("--shard-size", type=int, default=100000, help="--lines: lines per LMDB shard")
+    p.add_argument("--max-width", type=int, default=None, help="--lines: widest line in px (default 50 x height)")
     p.set_defaults(func=cmd_synth)
 
 
@@ -233,6 +243,18 @@ def cmd_synth(args) -> int:
     from masterocr.data.synth import generate
 
     charset = Charset.from_file(args.charset) if args.charset else Charset.default()
+    if args.lines:
+        from masterocr.data.synth.linedataset import generate_lines
+
+        if args.format != "lmdb" or args.width is not None:
+            raise UserError("synth --lines writes LMDB shards of variable-width lines: drop --format/--width")
+        if args.workers != 1:
+            raise UserError("synth --lines renders in one process: run one command per --seed (and --out) instead")
+        stats = generate_lines(args.out, args.count, charset=charset, shard_size=args.shard_size,
+                               height=args.height, max_width=args.max_width, seed=args.seed,
+                               font_split=args.font_split, font_dirs=args.fonts)
+        print(json.dumps(stats, default=str, ensure_ascii=False))
+        return 0
     stats = generate(args.out, args.count, fonts=args.fonts, charset=charset, height=args.height, width=args.width,
                      seed=args.seed, workers=args.workers, fmt=args.format, font_split=args.font_split)
     print(json.dumps(stats, default=str))
@@ -300,6 +322,17 @@ def add_serve(sub) -> None:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--max-images", type=int, default=64, help="images per request (default 64)")
+    p.add_argument("--max-pixels", type=int, default=40_000_000,
+                   help="pixels per image, read from its header before decoding (default 40000000)")
+    p.add_argument("--max-pixels-in-flight", type=int, default=80_000_000,
+                   help="pixels decoded at once over all requests; beyond it requests wait, then get 503 "
+                        "(default 80000000)")
+    p.add_argument("--body-timeout-s", type=float, default=30.0,
+                   help="seconds to receive a request body (10 s at most per chunk); slower clients get 408 "
+                        "(default 30)")
+    p.add_argument("--max-connections", type=int, default=128,
+                   help="open connections; beyond them the server answers 503 (default 128)")
     add_runtime_options(p, default_backend="torch")  # the web page shows attention maps
     p.set_defaults(func=cmd_serve)
 
@@ -309,7 +342,9 @@ def cmd_serve(args) -> int:
 
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
           max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
-          backend=args.backend, threads=args.threads)
+          backend=args.backend, threads=args.threads, max_images_per_request=args.max_images,
+          max_pixels=args.max_pixels, max_pixels_in_flight=args.max_pixels_in_flight,
+          body_timeout_s=args.body_timeout_s, max_connections=args.max_connections)
     return 0
 
 

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from masterocr.charset import Charset
 from masterocr.data.datasets import JsonlDataset, LmdbDataset, TextLineDataset, hierarchy_dataset
 from masterocr.data.synth.dataset import SynthDataset
+from masterocr.data.synth.linedataset import SynthLineDataset
 from masterocr.data.transforms import Augment
 from masterocr.errors import UserError
 
@@ -29,7 +30,7 @@ _ARGS = {
 _OVERRIDES = {"img_w", "img_h", "training", "keep_ratio", "case_sensitive"}
 # arguments of the original MASTER datasets that have no meaning here (transforms are built in)
 _IGNORED = {"transform", "target_transform", "convert_to_gray", "testing_with_label_file"}
-_TYPES = [*_ARGS, "SynthDataset"]
+_TYPES = [*_ARGS, "SynthDataset", "SynthLineDataset"]
 
 
 def _check_args(kind: str, args: dict[str, Any]) -> None:
@@ -59,6 +60,7 @@ def build_dataset(
     img_w: int,
     in_channels: int = 3,
     keep_ratio: bool = False,
+    variable_width: bool = False,
     max_len: int = 100,
     training: bool = False,
     seed: int = 0,
@@ -89,6 +91,7 @@ def build_dataset(
         img_w=img_w,
         in_channels=in_channels,
         keep_ratio=keep_ratio,
+        variable_width=variable_width,
         max_len=max_len,
         training=training,
         seed=seed,
@@ -128,9 +131,24 @@ def _original_names(kind: str, args: dict[str, Any]) -> str:
     return kind
 
 
+def _synth_lines(common: dict[str, Any], args: dict[str, Any]) -> Dataset:
+    """Lines rendered on the fly at the model's height, up to its width (img_w is the maximum line width)."""
+    if not common["variable_width"]:
+        raise UserError("dataset type SynthLineDataset needs a variable-width model (e.g. the line preset)")
+    base = dict(
+        charset=common["charset"], height=common["img_h"], max_width=common["img_w"],
+        in_channels=common["in_channels"], training=common["training"], max_len=common["max_len"],
+        seed=common["seed"],
+    )  # fmt: skip
+    return SynthLineDataset(**{**base, **args})  # args (e.g. a validation seed) win
+
+
 def _make(kind: str, args: dict[str, Any], common: dict[str, Any]) -> Dataset:
     if kind == "SynthDataset":
-        return SynthDataset(**{**common, **args})  # args (e.g. a validation seed) win
+        words = {k: v for k, v in common.items() if k != "variable_width"}  # word crops have one width
+        return SynthDataset(**{**words, **args})  # args (e.g. a validation seed) win
+    if kind == "SynthLineDataset":
+        return _synth_lines(common, args)
     if kind not in _ARGS:
         raise UserError(f"unknown dataset type {kind!r}; use one of: {', '.join(_TYPES)}")
     _check_args(kind, args)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-from masterocr.charset import Charset
+from masterocr.charset import Charset, oov_summary
 from masterocr.data.images import ImageError, load_image
 from masterocr.data.labels import (
     BAD_LABEL_BYTES,
@@ -42,7 +42,7 @@ from masterocr.data.labels import (
     warn_skips,
 )
 from masterocr.data.lmdb import DAMAGED_RECORD, REBUILD, find_lmdbs, lmdb_errors, open_lmdb
-from masterocr.data.transforms import Augment, preprocess, shrink_to_height
+from masterocr.data.transforms import Augment, fit_line, pad_batch, preprocess, shrink_to_height
 from masterocr.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,14 @@ class _LabelledDataset(Dataset):
         img_w: int,
         in_channels: int = 3,
         keep_ratio: bool = False,
+        variable_width: bool = False,
         max_len: int = 100,
         training: bool = False,
         augment: Augment | None = None,
         seed: int = 0,
     ) -> None:
         self.charset = charset
+        self.variable_width = bool(variable_width)  # items keep their own width (<= img_w); collate pads
         self.img_h, self.img_w = int(img_h), int(img_w)
         self.in_channels = int(in_channels)
         self.keep_ratio = bool(keep_ratio)
@@ -76,6 +78,7 @@ class _LabelledDataset(Dataset):
         self.epoch = 0
         self.rng_salt = ""  # set by ConcatTextDataset so that its parts do not share augmentation streams
         self.skipped: Counter[str] = Counter()
+        self.oov: Counter[str] = Counter()  # out-of-vocabulary characters of the kept labels
         self._warned: set[str] = set()
 
     def set_epoch(self, epoch: int) -> None:
@@ -116,7 +119,15 @@ class _LabelledDataset(Dataset):
             return None
         if self.training and self.augment is not None:
             img = self.augment(shrink_to_height(img, 2 * self.img_h), self.rng_for(index))
+        if self.variable_width:
+            return fit_line(img, self.img_h, self.img_w, self.in_channels), label
         return preprocess(img, self.img_h, self.img_w, self.in_channels, self.keep_ratio), label
+
+    def _report_oov(self, source: str | Path) -> None:
+        """Log one line naming the kept labels' out-of-vocabulary characters (they train as UNK)."""
+        line = oov_summary(self.oov, str(source))
+        if line:
+            log.warning(line)
 
 
 class _LabelFileDataset(_LabelledDataset):
@@ -139,6 +150,8 @@ class _LabelFileDataset(_LabelledDataset):
             self.labels.append(label)
         self.total = parsed.total
         warn_skips(self.label_file, parsed.total, self.skipped, self.duplicates, self.max_len, parsed.bad_lines)
+        self.oov = self.charset.count_oov(self.labels)
+        self._report_oov(self.label_file)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -192,6 +205,7 @@ class LmdbDataset(_LabelledDataset):
         self.indices = np.asarray(kept, dtype=np.int64)  # numpy, not a list: no copy-on-read in workers
         self.total = n
         warn_skips(self.root, n, self.skipped, max_len=self.max_len)
+        self._report_oov(self.root)
 
     def _num_samples(self, raw: bytes | None) -> int:
         if raw is None:
@@ -235,10 +249,11 @@ class LmdbDataset(_LabelledDataset):
                 except UnicodeDecodeError:
                     self.skipped[BAD_LABEL_BYTES] += 1
                     continue
-                _, reason = self._check_label(raw)
+                label, reason = self._check_label(raw)
                 if reason is not None:
                     self.skipped[reason] += 1
                     continue
+                self.oov.update(ch for ch in label if ch not in self.charset)
                 kept.append(idx)
         if n > found:
             self.skipped[MISSING_RECORD] += n - found
@@ -292,6 +307,14 @@ class ConcatTextDataset(ConcatDataset):
             total.update(getattr(ds, "skipped", Counter()))
         return total
 
+    @property
+    def oov(self) -> Counter[str]:
+        """The parts' out-of-vocabulary label characters, summed (each part reports its own when built)."""
+        total: Counter[str] = Counter()
+        for ds in self.datasets:
+            total.update(getattr(ds, "oov", Counter()))
+        return total
+
 
 def hierarchy_dataset(lmdb_dir_root: str | Path, select_data: str = "/", **kw: Any) -> ConcatTextDataset:
     """Concatenate every LMDB (folder with data.mdb) under `lmdb_dir_root` that `select_data` selects.
@@ -322,16 +345,24 @@ def hierarchy_dataset(lmdb_dir_root: str | Path, select_data: str = "/", **kw: A
 
 # batching -----------------------------------------------------------------------------------------
 class Batch(NamedTuple):
-    """A training batch. `images` is None when every item of the batch was unreadable (skip the step)."""
+    """A training batch. `images` is None when every item of the batch was unreadable (skip the step).
+    `widths`: the valid pixel widths of a right-padded batch of variable-width lines (None when stacked)."""
 
     images: torch.Tensor | None
     labels: list[str]
     skipped: int
+    widths: torch.Tensor | None = None
 
 
 def collate(batch: Sequence[tuple[torch.Tensor, str] | None]) -> Batch:
-    """Stack readable items; None items (unreadable images) are dropped and counted in `skipped`."""
+    """Stack readable items; None items (unreadable images) are dropped and counted in `skipped`. Items of
+    different widths (variable-width lines) are right-padded to the widest, rounded up to the backbone's
+    stride, instead (data.transforms.pad_batch), and their widths returned."""
     kept = [item for item in batch if item is not None]
     if not kept:
         return Batch(None, [], len(batch))
-    return Batch(torch.stack([img for img, _ in kept]), [label for _, label in kept], len(batch) - len(kept))
+    images, labels, skipped = [img for img, _ in kept], [label for _, label in kept], len(batch) - len(kept)
+    if len({img.size(-1) for img in images}) == 1:  # every column valid
+        return Batch(torch.stack(images), labels, skipped)
+    padded, widths = pad_batch(images)
+    return Batch(padded, labels, skipped, widths)

@@ -52,6 +52,42 @@ def preprocess(
     return out
 
 
+def preprocess_line(
+    img: Image.Image, height: int, max_width: int, channels: int = 1, name: str = "image"
+) -> torch.Tensor:
+    """A text line for a variable-width model: resized to `height` keeping the aspect ratio, not padded,
+    (channels, height, w) with w <= max_width. A line wider than that at this height is refused (one line
+    naming it): reading it in pieces would need overlapping windows and a merge of their texts, which this
+    model does not do."""
+    w, h = img.size
+    new_w = max(1, round(w * height / h))
+    if new_w > max_width:
+        raise UserError(
+            f"{name}: {w}x{h} px is {new_w} px wide at the model's height {height}, over its maximum {max_width}; "
+            "crop it into shorter lines"
+        )
+    return preprocess(img, height, new_w, channels)
+
+
+def fit_line(img: Image.Image, height: int, max_width: int, channels: int = 1) -> torch.Tensor:
+    """A training line for a variable-width model: as `preprocess_line`, but a line wider than max_width at
+    this height is squeezed to max_width instead of refused (a training set keeps its longest lines)."""
+    w, h = img.size
+    return preprocess(img, height, min(max_width, max(1, round(w * height / h))), channels)
+
+
+def pad_batch(lines: list[torch.Tensor], stride: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad (C, H, w) lines with PAD_VALUE to the widest, rounded up to `stride` (the backbone's
+    horizontal downsampling); returns the batch (B, C, H, W) and the valid widths (B,)."""
+    widths = torch.tensor([x.size(-1) for x in lines], dtype=torch.long)
+    width = -(-int(widths.max()) // stride) * stride
+    c, h = lines[0].shape[:2]
+    out = torch.full((len(lines), c, h, width), PAD_VALUE, dtype=torch.float32)
+    for i, x in enumerate(lines):
+        out[i, :, :, : x.size(-1)] = x
+    return out, widths
+
+
 def shrink_to_height(img: Image.Image, max_height: int) -> Image.Image:
     """Downscale (keeping the aspect ratio) so the image is at most `max_height` tall; smaller ones unchanged.
 

@@ -41,6 +41,20 @@ class EncoderExport(nn.Module):
         return torch.stack([torch.stack(pair) for pair in kv])
 
 
+class LineEncoderExport(nn.Module):
+    """A variable-width model's encoder: images (B, C, H, W dynamic) and their valid widths (B,) -> mem_kv
+    and the memory mask (B, 1, 1, S) bool that the decoder step takes."""
+
+    def __init__(self, model: MASTER) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.model
+        kv = m.memory_kv(m.encode(images, widths))
+        return torch.stack([torch.stack(pair) for pair in kv]), m.memory_mask(images, widths, always=True)
+
+
 class DecoderStepExport(nn.Module):
     """The ONNX decoder step: one cached greedy step with its cache as graph inputs/outputs (growing `past`),
     and the position `step` a tensor so that it stays a graph input."""
@@ -50,14 +64,20 @@ class DecoderStepExport(nn.Module):
         self.model = model
 
     def forward(
-        self, token: torch.Tensor, step: torch.Tensor, past: torch.Tensor, mem_kv: torch.Tensor
+        self,
+        token: torch.Tensor,
+        step: torch.Tensor,
+        past: torch.Tensor,
+        mem_kv: torch.Tensor,
+        mem_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
         pos = m.token_pos.pe.index_select(0, step.reshape(1).long())  # (1, D): a gather, not a baked slice
         x = m.embed(token) * math.sqrt(m.cfg.d_model) + pos  # dropout is the identity in eval
         present = []
         for i, layer in enumerate(m.decoder):
-            x, (k, v), _ = layer(x, (mem_kv[i, 0], mem_kv[i, 1]), (past[i, 0], past[i, 1]))
+            kv, cached = (mem_kv[i, 0], mem_kv[i, 1]), (past[i, 0], past[i, 1])
+            x, (k, v), _ = layer(x, kv, cached, memory_mask=mem_mask)
             present.append(torch.stack([k, v]))
         logits = m.generator(m.decoder_norm(x[:, -1]))
         return logits, torch.stack(present)
@@ -79,6 +99,10 @@ def export_model(model: MASTER, charset: Charset, out_dir: str | Path, source: s
     model = export_safe(model)
     cfg = model.cfg
     n_layers, heads, dh = len(model.decoder), cfg.nhead, cfg.d_model // cfg.nhead
+    if cfg.variable_width:
+        _export_lines(model, out)
+        write_meta(out, export_meta(cfg, charset, model.num_classes, OPSET, source))
+        return out
     images = torch.zeros(2, cfg.in_channels, cfg.img_h, cfg.img_w)
     with torch.no_grad():
         enc = EncoderExport(model)
@@ -96,6 +120,31 @@ def export_model(model: MASTER, charset: Charset, out_dir: str | Path, source: s
         )  # fmt: skip
     write_meta(out, export_meta(cfg, charset, model.num_classes, OPSET, source))
     return out
+
+
+def _export_lines(model: MASTER, out: Path) -> None:
+    """The graphs of a variable-width model: the encoder takes images of any width up to img_w (a multiple of
+    4) with their valid widths and also returns the memory mask; the decoder step takes that mask."""
+    cfg = model.cfg
+    n_layers, heads, dh = len(model.decoder), cfg.nhead, cfg.d_model // cfg.nhead
+    images = torch.zeros(2, cfg.in_channels, cfg.img_h, 64)
+    widths = torch.tensor([64, 40])
+    with torch.no_grad():
+        enc = LineEncoderExport(model)
+        mem_kv, mask = enc(images, widths)
+        _export(enc, (images, widths), out / ENCODER_FILE, ["images", "widths"], ["mem_kv", "mem_mask"],
+                {"images": {0: "batch", 3: "width"}, "widths": {0: "batch"},
+                 "mem_kv": {2: "batch", 4: "memory"}, "mem_mask": {0: "batch", 3: "memory"}})  # fmt: skip
+        past = torch.zeros(n_layers, 2, 2, heads, 3, dh)
+        token = torch.full((2, 1), SOS, dtype=torch.long)
+        step = torch.tensor(3, dtype=torch.long)
+        _export(
+            DecoderStepExport(model), (token, step, past, mem_kv, mask), out / DECODER_FILE,
+            ["token", "step", "past", "mem_kv", "mem_mask"], ["logits", "present"],
+            {"token": {0: "batch"}, "past": {2: "batch", 4: "steps"}, "mem_kv": {2: "batch", 4: "memory"},
+             "mem_mask": {0: "batch", 3: "memory"}, "logits": {0: "batch"},
+             "present": {2: "batch", 4: "steps_plus_1"}},
+        )  # fmt: skip
 
 
 def export_onnx(checkpoint: str | Path | None, out_dir: str | Path) -> Path:

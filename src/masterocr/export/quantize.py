@@ -62,11 +62,19 @@ def quantize_exported(src: str | Path, dst: str | Path, calibration: np.ndarray,
 
         def get_next(self) -> dict | None:
             x = next(self.it, None)
-            return None if x is None else {"images": np.ascontiguousarray(x, dtype=np.float32)}
+            if x is None:
+                return None
+            feeds = {"images": np.ascontiguousarray(x, dtype=np.float32)}
+            if lines:  # a variable-width encoder also takes the valid widths: the whole (padded) image here
+                feeds["widths"] = np.full(len(x), x.shape[-1], dtype=np.int64)
+            return feeds
+
+    lines = bool(meta["model_config"].get("variable_width"))
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "encoder_prepared.onnx"
-        quant_pre_process(str(src / ENCODER_FILE), str(prepared))  # shape inference + graph cleanup
+        # shape inference + graph cleanup; the symbolic pass cannot follow a dynamic width through the masks
+        quant_pre_process(str(src / ENCODER_FILE), str(prepared), skip_symbolic_shape=lines)
         quantize_static(
             str(prepared), str(dst / ENCODER_FILE), Batches(), quant_format=QuantFormat.QDQ, per_channel=True,
             reduce_range=True, op_types_to_quantize=["Conv"], activation_type=QuantType.QUInt8,

@@ -2,6 +2,11 @@
 
 Output feature map: (B, C, H/8, W/4); the last stage pools height only, so the sequence keeps horizontal
 resolution for narrow characters.
+
+Variable-width batches (text lines padded on the right) pass `widths`, each image's valid width in pixels:
+every 3x3 convolution then sees zeros past an image's valid columns (what its own zero padding would give it
+alone), GCA pools over the valid columns only and its layer norm takes their statistics only, so the valid
+part of the feature map is the same whatever the batch's width.
 """
 
 from __future__ import annotations
@@ -11,6 +16,33 @@ import torch.nn.functional as F
 from torch import nn
 
 from masterocr.model.config import MasterConfig
+
+STRIDE = 4  # the backbone's horizontal downsampling: batches are padded to a multiple of it
+
+
+def column_mask(widths: torch.Tensor, width: int) -> torch.Tensor:
+    """(B,) valid widths -> (B, 1, 1, width) float mask, 1 on an image's valid columns."""
+    cols = torch.arange(width, device=widths.device)
+    return (cols < widths[:, None]).to(torch.float32)[:, None, None, :]
+
+
+def downsampled_widths(widths: torch.Tensor, stride: int) -> torch.Tensor:
+    """Valid widths after a pooling of horizontal `stride`: a column with any valid pixel stays valid."""
+    return torch.div(widths + stride - 1, stride, rounding_mode="floor")
+
+
+def masked_layer_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Layer norm over (C, H, W) without affine parameters, with the statistics of the valid columns only
+    (`mask` (B, 1, 1, W)); padded columns come out 0."""
+    n = (mask.sum((1, 2, 3)) * x.size(1) * x.size(2)).clamp_min(1.0)[:, None, None, None]
+    mean = (x * mask).sum((1, 2, 3), keepdim=True) / n
+    var = (((x - mean) * mask) ** 2).sum((1, 2, 3), keepdim=True) / n
+    return (x - mean) * torch.rsqrt(var + eps) * mask
+
+
+def _stride_w(pool: nn.Module) -> int:
+    stride = getattr(pool, "stride", 1)
+    return int(stride[1] if isinstance(stride, (tuple, list)) else stride)
 
 
 def conv3x3(cin: int, cout: int) -> nn.Conv2d:
@@ -105,21 +137,27 @@ class MultiAspectGCA(nn.Module):
         if fusion == "channel_concat":
             self.cat_conv = nn.Conv2d(2 * channels, channels, kernel_size=1)
 
-    def context(self, x: torch.Tensor) -> torch.Tensor:
+    def context(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         b, c, h, w = x.shape
         xg = x.reshape(b * self.headers, self.head_channels, h, w)
         logits = self.conv_mask(xg).reshape(b * self.headers, 1, h * w) * self.scale
+        if mask is not None:  # pool over the valid columns only
+            keep = mask.expand(b, 1, h, w).repeat_interleave(self.headers, 0).reshape(b * self.headers, 1, h * w)
+            logits = logits.masked_fill(keep == 0, float("-inf"))
         attn = logits.softmax(dim=-1)  # (B*heads, 1, HW)
         ctx = torch.bmm(xg.reshape(b * self.headers, self.head_channels, h * w), attn.transpose(1, 2))
         return ctx.reshape(b, c, 1, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        term = self.transform(self.context(x))  # (B, C, 1, 1)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask` (B, 1, 1, W): the valid columns of a padded batch (None: every column is valid)."""
+        term = self.transform(self.context(x, mask))  # (B, C, 1, 1)
         if self.fusion == "channel_add":
             return x + term
         if self.fusion == "channel_mul":
             return x * torch.sigmoid(term)
         out = self.concat_conv(x, term)
+        if mask is not None:
+            return F.relu(masked_layer_norm(out, mask))
         # LayerNorm over (C, H, W) without affine parameters, as in the original
         shape = [int(s) for s in out.shape[1:]] if self.static_shapes else out.shape[1:]
         return F.relu(F.layer_norm(out, shape))
@@ -158,11 +196,16 @@ class BasicBlock(nn.Module, FusesConvBN):
                 folded += 1
         return folded
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask` (B, 1, 1, W): zeroes the padded columns before each 3x3 conv (see the module docstring)."""
+        if mask is not None:
+            x = x * mask
         out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        if mask is not None:
+            out = out * mask
         out = self.bn2(self.conv2(out))
         if self.gca is not None:
-            out = self.gca(out)
+            out = self.gca(out, mask)
         identity = x if self.downsample is None else self.downsample(x)
         return F.relu(out + identity, inplace=True)
 
@@ -195,5 +238,25 @@ class Backbone(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x))  # (B, C, H/8, W/4)
+    def forward(self, x: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, H/8, W/4). `widths` (B,): valid widths in pixels of a right-padded batch;
+        the output is then 0 past each image's valid columns."""
+        if widths is None:
+            return self.stages(self.stem(x))
+        for layer in self.stem:
+            x = layer(x * column_mask(widths, x.size(-1)))
+        for stage in self.stages:
+            for layer in stage:
+                if isinstance(layer, (nn.MaxPool2d, nn.Identity)):
+                    x = layer(x)
+                    widths = downsampled_widths(widths, _stride_w(layer))
+                elif isinstance(layer, BasicBlock):
+                    x = layer(x, column_mask(widths, x.size(-1)))
+                else:
+                    x = layer(x * column_mask(widths, x.size(-1)))
+        return x * column_mask(widths, x.size(-1))
+
+    @staticmethod
+    def output_widths(widths: torch.Tensor) -> torch.Tensor:
+        """Valid widths (pixels) -> valid columns of the output feature map."""
+        return downsampled_widths(downsampled_widths(widths, 2), 2)

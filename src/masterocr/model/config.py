@@ -16,7 +16,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "num_encoder_layers": (0, 48), "max_len": (1, 10_000),
 }
 FLOAT_RANGES: dict[str, tuple[float, float]] = {"gca_ratio": (0.001, 1.0), "dropout": (0.0, 1.0)}
-BOOL_FIELDS = ("keep_ratio", "gca_all_blocks", "gca_att_scale", "with_encoder", "share_parameter")
+BOOL_FIELDS = ("keep_ratio", "gca_all_blocks", "gca_att_scale", "with_encoder", "share_parameter", "variable_width")
 WIDTH_RANGE, BLOCKS_RANGE = (1, 4096), (0, 32)
 MAX_CLASSES = 100_000
 
@@ -66,6 +66,10 @@ class MasterConfig:
     img_w: int = 160
     in_channels: int = 3
     keep_ratio: bool = False  # preprocessing: resize to height and right-pad instead of plain resize
+    # text lines: keep-ratio inputs of any width up to img_w, batched by right-padding to the widest; the padded
+    # positions are masked (backbone convolutions, GCA pooling, cross-attention) and the memory is flattened
+    # column by column, so a line's output does not depend on the other widths in its batch
+    variable_width: bool = False
 
     # backbone: output channels of (stem conv1, stem conv2, layer1, layer2, layer3, layer4); the conv after
     # each layer keeps that layer's width. The paper's ResNet-31-like stack is the default.
@@ -109,6 +113,8 @@ class MasterConfig:
             raise ConfigError(f"unknown gca_fusion {self.gca_fusion!r}; use channel_concat, channel_add or channel_mul")
         if self.img_h % 8 or self.img_w % 4:
             raise ConfigError(f"input {self.img_h}x{self.img_w}: height must be a multiple of 8, width of 4")
+        if self.variable_width and not self.keep_ratio:
+            raise ConfigError("variable_width needs keep_ratio: lines are resized to the height, keeping the ratio")
         if self.in_channels not in (1, 3):
             raise ConfigError(f"in_channels must be 1 (grayscale) or 3 (RGB), got {self.in_channels}")
 
@@ -121,6 +127,8 @@ class MasterConfig:
         d = asdict(self)
         for k in ("widths", "blocks", "gca_layers"):
             d[k] = list(d[k])
+        if not d["variable_width"]:  # fixed-width models write the configs (and model.json) they always wrote
+            del d["variable_width"]
         return d
 
     @classmethod

@@ -37,18 +37,29 @@ class PositionalEncoding(nn.Module):
 
 
 def attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, need_weights: bool, dropout: float
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool,
+    need_weights: bool,
+    dropout: float,
+    mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Scaled dot-product attention over (B, H, T, Dh) heads; returns (B, T, H * Dh) and, when asked, the
-    attention weights (B, H, T, S)."""
+    attention weights (B, H, T, S). `mask` (B, 1, 1, S) bool, True where a key may be attended (the valid
+    memory positions of a padded batch); not combined with `causal`."""
     weights = None
     if need_weights:  # explicit path: the attention map is wanted (e.g. to show it in the web page)
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.size(-1))
         if causal:
             t, s = scores.shape[-2:]
             scores = scores.masked_fill(torch.ones(t, s, dtype=torch.bool, device=q.device).triu(1), -1e9)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
         weights = scores.softmax(-1)
         out = weights @ v
+    elif mask is not None:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
     else:
         out = F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=dropout)
     b, h, t, dh = out.shape
@@ -118,13 +129,16 @@ class SelfAttention(_FusedProjection):
         """x (B, T, D) -> queries, keys, values (B, H, T, Dh)."""
         return _split_heads(self.qkv(x), self.nhead, 3)  # type: ignore[return-value]
 
-    def forward(self, x: torch.Tensor, past: KV | None = None, causal: bool = False) -> tuple[torch.Tensor, KV]:
-        """Attend over `past` keys/values (if any) and x's own; returns the output and the keys/values so far."""
+    def forward(
+        self, x: torch.Tensor, past: KV | None = None, causal: bool = False, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, KV]:
+        """Attend over `past` keys/values (if any) and x's own; returns the output and the keys/values so far.
+        `mask` (B, 1, 1, T) bool: the keys that may be attended (the encoder's valid memory positions)."""
         q, k, v = self.project(x)
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         drop = self.dropout if self.training else 0.0
-        return self.out_proj(attend(q, k, v, causal, False, drop)[0]), (k, v)
+        return self.out_proj(attend(q, k, v, causal, False, drop, mask)[0]), (k, v)
 
 
 class CrossAttention(_FusedProjection):
@@ -145,11 +159,12 @@ class CrossAttention(_FusedProjection):
         return _split_heads(self.kv_proj(memory), self.nhead, 2)  # type: ignore[return-value]
 
     def forward(
-        self, x: torch.Tensor, memory_kv: KV, need_weights: bool = False
+        self, x: torch.Tensor, memory_kv: KV, need_weights: bool = False, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`mask` (B, 1, 1, S) bool: the memory positions that may be attended (None: all)."""
         (q,) = _split_heads(self.q_proj(x), self.nhead, 1)
         drop = self.dropout if self.training else 0.0
-        out, weights = attend(q, memory_kv[0], memory_kv[1], False, need_weights, drop)
+        out, weights = attend(q, memory_kv[0], memory_kv[1], False, need_weights, drop, mask)
         return self.out_proj(out), weights
 
 
@@ -168,8 +183,8 @@ class EncoderLayer(nn.Module):
         self.ffn = FeedForward(d_model, d_ff, dropout)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.norm1(x))[0])
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), mask=mask)[0])
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
@@ -185,9 +200,15 @@ class DecoderLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, memory_kv: KV, past: KV | None = None, need_weights: bool = False
+        self,
+        x: torch.Tensor,
+        memory_kv: KV,
+        past: KV | None = None,
+        need_weights: bool = False,
+        memory_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, KV, torch.Tensor | None]:
         """x: (B, T, D). With `past` the new positions attend to the cached ones (T is then the new steps).
+        `memory_mask` (B, 1, 1, S) bool: the memory positions cross-attention may use (None: all).
 
         Returns the output, the self-attention keys/values to cache, and the cross-attention weights when
         asked (B, heads, T, S).
@@ -197,12 +218,14 @@ class DecoderLayer(nn.Module):
         # a single new step attends to every cached position: it needs no mask
         attn_out, kv = self.self_attn(self.norm1(x), past, causal=past is None)
         x = x + self.drop(attn_out)
-        attn_out, weights = self.cross_attn(self.norm2(x), memory_kv, need_weights=need_weights)
+        attn_out, weights = self.cross_attn(self.norm2(x), memory_kv, need_weights, memory_mask)
         x = x + self.drop(attn_out)
         x = x + self.drop(self.ffn(self.norm3(x)))
         return x, kv, weights
 
-    def step(self, x: torch.Tensor, memory_kv: KV, cache: KV, pos: int) -> torch.Tensor:
+    def step(
+        self, x: torch.Tensor, memory_kv: KV, cache: KV, pos: int, memory_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Inference fast path for one new position: x (B, D); `cache` holds preallocated keys/values
         (B, H, max_steps, Dh) and this step's are written at `pos`. No dropout, no attention weights."""
         sa, ca, ffn = self.self_attn, self.cross_attn, self.ffn
@@ -212,7 +235,7 @@ class DecoderLayer(nn.Module):
         out = F.scaled_dot_product_attention(q, cache[0][:, :, : pos + 1], cache[1][:, :, : pos + 1])
         x = x + fast_linear(sa.out_proj, out.flatten(1))
         (q,) = _split_heads(fast_linear(ca.q_proj, fast_layer_norm(self.norm2, x)).unsqueeze(1), ca.nhead, 1)
-        out = F.scaled_dot_product_attention(q, memory_kv[0], memory_kv[1])
+        out = F.scaled_dot_product_attention(q, memory_kv[0], memory_kv[1], attn_mask=memory_mask)
         x = x + fast_linear(ca.out_proj, out.flatten(1))
         return x + fast_linear(ffn[-1], F.relu(fast_linear(ffn[0], fast_layer_norm(self.norm3, x))))
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from masterocr.charset import EOS, PAD, SOS
-from masterocr.model.backbone import Backbone
+from masterocr.model.backbone import STRIDE, Backbone
 from masterocr.model.config import MasterConfig
 from masterocr.model.decoder import (
     KV,
@@ -34,6 +34,26 @@ class DecodeOutput:
 
     def __iter__(self):  # `tokens, probs = model.decode(...)`
         return iter((self.tokens, self.probs))
+
+
+# The decoding-step bound of a line: a character is at least MIN_CHAR_WIDTH times the line's height wide. On
+# text drawn at 0.75 of the crop height, the narrowest Latin fonts installed here (Liberation Sans Narrow,
+# Beteckna Condensed) average 0.27 height per character on running English and 0.19 on "illicit filling of
+# little lilies, 1111 |||"; hanzi are about 0.6. 0.15 leaves room for text drawn smaller in its crop.
+# STEPS_EXTRA covers the rounding and EOS. Only keep-ratio inputs are bounded: a plainly resized crop (the word
+# presets, the paper's 48x160) squeezes any text into its width, so its width says nothing of its length.
+MIN_CHAR_WIDTH = 0.15
+STEPS_EXTRA = 4
+
+
+def step_bound(cols: torch.Tensor, img_h: int, max_len: int, keep_ratio: bool = True) -> torch.Tensor:
+    """Most characters a line of `cols` valid memory columns (B,) can hold: min(max_len,
+    ceil(cols * STRIDE / (MIN_CHAR_WIDTH * img_h)) + STEPS_EXTRA); max_len when not `keep_ratio`."""
+    if not keep_ratio:
+        return torch.full_like(cols, max_len)
+    per_column = STRIDE / (MIN_CHAR_WIDTH * img_h)
+    bound = torch.ceil(cols.double() * per_column).long() + STEPS_EXTRA
+    return bound.clamp_max(max_len)
 
 
 def _stack(layer: nn.Module, n: int, share: bool) -> nn.ModuleList:
@@ -86,15 +106,46 @@ class MASTER(nn.Module):
                 m.reset_blocks()
 
     # encoder side -----------------------------------------------------------------------------------------------
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, C, H, W) -> memory (B, H/8 * W/4, D)."""
-        feat = self.backbone(images)  # (B, D, H/8, W/4)
-        memory = self.memory_pos(feat.flatten(2).transpose(1, 2))  # (B, S, D)
+    def encode(self, images: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+        """images (B, C, H, W) -> memory (B, H/8 * W/4, D).
+
+        Fixed-width models flatten the feature map row by row (the original's order). `variable_width` models
+        flatten it column by column, so that a position's index (and its positional encoding) does not depend
+        on the batch's width and the valid positions of a right-padded line are a prefix; `widths` (B,) are
+        then the valid widths in pixels (None: the whole tensor)."""
+        if self.cfg.variable_width:
+            feat = self.backbone(images, widths)
+            seq = feat.permute(0, 3, 2, 1).flatten(1, 2)  # (B, W/4 * H/8, D): column-major
+        else:
+            seq = self.backbone(images).flatten(2).transpose(1, 2)  # (B, H/8 * W/4, D): row-major
+        memory = self.memory_pos(seq)
         if self.encoder is not None:
+            mask = self.memory_mask(images, widths)
             for layer in self.encoder:
-                memory = layer(memory)
+                memory = layer(memory, mask)
             memory = self.encoder_norm(memory)
         return memory
+
+    def memory_columns(self, images: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) valid memory columns of each image (all W/4 when `widths` is None)."""
+        if widths is None:
+            return torch.full((images.size(0),), images.size(-1) // STRIDE, dtype=torch.long, device=images.device)
+        return self.backbone.output_widths(widths.to(images.device).long())
+
+    def memory_mask(
+        self, images: torch.Tensor, widths: torch.Tensor | None, always: bool = False
+    ) -> torch.Tensor | None:
+        """(B, 1, 1, S) bool, True on the memory positions of each image's valid columns. None without widths
+        or when every position is valid (unmasked attention is a fifth faster per step on a CPU), unless
+        `always` (the export, whose graph must not depend on the batch)."""
+        if widths is None or not self.cfg.variable_width:
+            return None
+        rows, cols = images.size(-2) // 8, self.memory_columns(images, widths)
+        total = rows * (images.size(-1) // STRIDE)
+        if not always and bool((cols * rows >= total).all()):
+            return None
+        positions = torch.arange(total, device=images.device)
+        return (positions[None, :] < (cols * rows)[:, None])[:, None, None, :]
 
     def memory_kv(self, memory: torch.Tensor) -> list[KV]:
         """Cross-attention keys/values of the memory, once per image, for every decoder layer."""
@@ -105,7 +156,13 @@ class MASTER(nn.Module):
         return self.token_pos(self.embed(tokens) * math.sqrt(self.cfg.d_model), offset)
 
     def decode_step(
-        self, tokens: torch.Tensor, mem_kv: list[KV], cache: list[KV] | None, offset: int, need_weights: bool = False
+        self,
+        tokens: torch.Tensor,
+        mem_kv: list[KV],
+        cache: list[KV] | None,
+        offset: int,
+        need_weights: bool = False,
+        memory_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[KV], torch.Tensor | None]:
         """Run the decoder over `tokens` (B, T) starting at position `offset`; returns logits of the last
         position (B, V), the updated self-attention cache and the last layer's cross-attention (B, S)."""
@@ -113,28 +170,49 @@ class MASTER(nn.Module):
         new_cache, weights = [], None
         for i, layer in enumerate(self.decoder):
             last = i == len(self.decoder) - 1
-            x, kv, w = layer(x, mem_kv[i], None if cache is None else cache[i], need_weights and last)
+            past = None if cache is None else cache[i]
+            x, kv, w = layer(x, mem_kv[i], past, need_weights and last, memory_mask)
             new_cache.append(kv)
             if w is not None:
                 weights = w[:, :, -1].mean(1)  # (B, S): heads averaged, last position
         return self.generator(self.decoder_norm(x[:, -1])), new_cache, weights
 
-    def _cached_step(self, tokens: torch.Tensor, mem_kv: list[KV], caches: list[KV], pos: int) -> torch.Tensor:
+    def _cached_step(
+        self, tokens: torch.Tensor, mem_kv: list[KV], caches: list[KV], pos: int, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Inference fast path: tokens (B,) at position `pos` -> logits (B, V), through preallocated caches."""
         x = self.embed(tokens) * math.sqrt(self.cfg.d_model) + self.token_pos.pe[pos]
         for layer, kv, cache in zip(self.decoder, mem_kv, caches):
-            x = layer.step(x, kv, cache, pos)
+            x = layer.step(x, kv, cache, pos, mask)
         return fast_linear(self.generator, fast_layer_norm(self.decoder_norm, x))
 
-    def forward(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, targets: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher forcing. targets (B, T) = [SOS] text [EOS] PAD...; returns logits (B, T-1, V) that
-        predict targets[:, 1:]."""
-        memory = self.encode(images)
+        predict targets[:, 1:]. `widths` (B,): valid pixel widths of a right-padded variable-width batch."""
+        return self.generator(self.decoder_states(images, targets, widths))
+
+    def decoder_states(
+        self, images: torch.Tensor, targets: torch.Tensor, widths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The final decoder states (B, T-1, D) of teacher forcing, before the generator: a loss over a
+        large charset can project only the positions it scores (see `masked_logits`)."""
+        memory = self.encode(images, widths)
         mem_kv = self.memory_kv(memory)
+        mask = self.memory_mask(images, widths)
         x = self._embed(targets[:, :-1])
         for i, layer in enumerate(self.decoder):
-            x, _, _ = layer(x, mem_kv[i])
-        return self.generator(self.decoder_norm(x))
+            x, _, _ = layer(x, mem_kv[i], memory_mask=mask)
+        return self.decoder_norm(x)
+
+    def masked_logits(
+        self, images: torch.Tensor, targets: torch.Tensor, widths: torch.Tensor | None = None, pad: int = PAD
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N, V) of the N non-pad target positions only and their targets (N,): the same loss as
+        `forward` with ignore_index=pad, without projecting the padding onto the whole charset."""
+        states = self.decoder_states(images, targets, widths)
+        gold = targets[:, 1:]
+        keep = gold != pad
+        return self.generator(states[keep]), gold[keep]
 
     @torch.no_grad()
     def decode(
@@ -144,15 +222,23 @@ class MASTER(nn.Module):
         use_cache: bool = True,
         suppress_eos: bool = False,
         return_attention: bool = False,
+        widths: torch.Tensor | None = None,
     ) -> DecodeOutput:
         """Greedy decoding of up to max_len characters plus EOS; stops once every sequence has ended.
 
-        `use_cache=False` is the reference that re-runs the decoder over the whole prefix at every step.
-        `suppress_eos` forbids EOS (fixed-length decoding, for benchmarks).
+        Each row of a keep-ratio model stops after `step_bound` characters of its width (no runaway on a
+        blank or noisy line); plainly resized crops (the word presets) run to max_len. `widths` (B,): valid
+        pixel widths of a right-padded variable-width batch. `use_cache=False` is the reference that re-runs
+        the decoder over the whole prefix at every step. `suppress_eos` forbids EOS (fixed-length decoding,
+        for benchmarks).
         """
         max_len = self.cfg.max_len if max_len is None else max_len
-        memory = self.encode(images)
+        memory = self.encode(images, widths)
         mem_kv = self.memory_kv(memory)
+        mask = self.memory_mask(images, widths)
+        cols = self.memory_columns(images, widths)
+        limits = step_bound(cols, self.cfg.img_h, max_len, self.cfg.keep_ratio) + 1  # steps, EOS's too
+        steps = int(limits.max())
         b = images.size(0)
         prefix = torch.full((b, 1), SOS, dtype=torch.long, device=images.device)  # grows only without the cache
         last = prefix[:, 0]
@@ -160,20 +246,21 @@ class MASTER(nn.Module):
         tokens, probs, attns = [], [], []
         cache, caches, w = None, None, None
         if use_cache and not return_attention:  # fast path: keys/values written into preallocated buffers
-            shape = (b, self.cfg.nhead, max_len + 1, self.cfg.d_model // self.cfg.nhead)
+            shape = (b, self.cfg.nhead, steps, self.cfg.d_model // self.cfg.nhead)
             caches = [(memory.new_empty(shape), memory.new_empty(shape)) for _ in self.decoder]
-        for step in range(max_len + 1):
+        for step in range(steps):
             if caches is not None:  # the fast path: preallocated buffers, no module-call overhead
-                logits = self._cached_step(last, mem_kv, caches, step)
+                logits = self._cached_step(last, mem_kv, caches, step, mask)
             elif use_cache:  # the growing cache: the path that also yields the attention maps
-                logits, cache, w = self.decode_step(last.unsqueeze(1), mem_kv, cache, step, return_attention)
+                logits, cache, w = self.decode_step(last.unsqueeze(1), mem_kv, cache, step, return_attention, mask)
             else:  # the full recompute: the reference the cached paths are tested against
-                logits, _, w = self.decode_step(prefix, mem_kv, None, 0, return_attention)
+                logits, _, w = self.decode_step(prefix, mem_kv, None, 0, return_attention, mask)
             nxt, p, done = greedy_pick(logits, done, suppress_eos)
+            done = done | (limits <= step + 1)  # a row at its bound ends here
             tokens.append(nxt)
             probs.append(p)
             if w is not None:
-                attns.append(w)
+                attns.append(self._row_major(w, images))
             last = nxt
             if not use_cache:
                 prefix = torch.cat([prefix, nxt.unsqueeze(1)], dim=1)
@@ -181,3 +268,10 @@ class MASTER(nn.Module):
                 break
         attention = torch.stack(attns, 1) if attns else None
         return DecodeOutput(torch.stack(tokens, 1), torch.stack(probs, 1), attention)
+
+    def _row_major(self, weights: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """Attention (B, S) over a column-major memory -> the row-major (H/8 x W/4) order maps are read in."""
+        if not self.cfg.variable_width:
+            return weights
+        rows, cols = images.size(-2) // 8, images.size(-1) // STRIDE
+        return weights.reshape(-1, cols, rows).transpose(1, 2).reshape(weights.shape)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from masterocr.charset import EOS, NUM_SPECIAL, UNK, Charset
 from masterocr.data.folders import list_image_files
 from masterocr.data.images import ImageError, load_image
-from masterocr.data.transforms import preprocess
+from masterocr.data.transforms import pad_batch, preprocess, preprocess_line
 from masterocr.errors import UserError
 from masterocr.model import MasterConfig
 
@@ -64,8 +64,9 @@ def tokens_to_prediction(charset: Charset, tokens: list[int], probs: list[float]
         if tok == EOS:
             break
         if tok >= NUM_SPECIAL:
-            text.append(charset.keys[tok - NUM_SPECIAL])
-            char_scores.append(round(float(p), 6))
+            symbol = charset.symbol(tok)  # NFKC-folded, as the labels were
+            text.append(symbol)
+            char_scores.extend([round(float(p), 6)] * len(symbol))
     score = float(sum(kept) / len(kept)) if kept else 0.0
     return Prediction("".join(text), round(score, 6), char_scores)
 
@@ -92,21 +93,31 @@ class BaseRecognizer(abc.ABC):
         self.num_parameters: int | None = None
 
     @abc.abstractmethod
-    def decode_batch(self, images: torch.Tensor, return_attention: bool = False) -> Decoded:
-        """Greedy decoding of a preprocessed batch (B, C, H, W)."""
+    def decode_batch(
+        self, images: torch.Tensor, return_attention: bool = False, widths: torch.Tensor | None = None
+    ) -> Decoded:
+        """Greedy decoding of a preprocessed batch (B, C, H, W); `widths` (B,): the valid pixel widths of a
+        right-padded batch of lines (variable-width models)."""
 
     def __call__(self, images, **kwargs) -> list[Prediction]:
         return self.predict(images, **kwargs)
 
     def preprocess(self, image) -> torch.Tensor:
-        """One image (path, bytes, PIL image or array) -> the model's input (C, H, W)."""
+        """One image (path, bytes, PIL image or array) -> the model's input (C, H, W); for a variable-width
+        model (C, H, w), its own width, w <= img_w (wider lines are refused)."""
         c = self.cfg
+        if c.variable_width:
+            name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
+            return preprocess_line(load_image(image), c.img_h, c.img_w, c.in_channels, name)
         return preprocess(load_image(image), c.img_h, c.img_w, c.in_channels, c.keep_ratio)
 
     @torch.inference_mode()
-    def predict_tensors(self, batch: torch.Tensor, return_attention: bool = False) -> list[Prediction]:
-        """Decode a preprocessed batch (B, C, H, W); `attention` stays None where the backend has none."""
-        out = self.decode_batch(batch, return_attention and self.supports_attention)
+    def predict_tensors(
+        self, batch: torch.Tensor, return_attention: bool = False, widths: torch.Tensor | None = None
+    ) -> list[Prediction]:
+        """Decode a preprocessed batch (B, C, H, W); `attention` stays None where the backend has none.
+        `widths`: valid widths of a right-padded batch of lines (see data.transforms.pad_batch)."""
+        out = self.decode_batch(batch, return_attention and self.supports_attention, widths)
         preds = [tokens_to_prediction(self.charset, t, p) for t, p in zip(out.tokens, out.probs)]
         if out.attention is not None:
             for i, pred in enumerate(preds):
@@ -130,9 +141,17 @@ class BaseRecognizer(abc.ABC):
                 index.append(i)
             except (ImageError, UserError) as exc:
                 results[i] = Prediction(None, None, error=str(exc))
+        if self.cfg.variable_width:  # lines of like widths batched together: less padding, same texts
+            order = sorted(range(len(tensors)), key=lambda k: tensors[k].size(-1))
+            tensors, index = [tensors[k] for k in order], [index[k] for k in order]
         for start in range(0, len(tensors), batch_size):
-            batch = torch.stack(tensors[start : start + batch_size])
-            for j, pred in zip(index[start : start + batch_size], self.predict_tensors(batch, return_attention)):
+            chunk = tensors[start : start + batch_size]
+            batch, widths = pad_batch(chunk) if self.cfg.variable_width else (torch.stack(chunk), None)
+            if widths is None:  # the fixed-width call, as subclasses overriding predict_tensors know it
+                preds = self.predict_tensors(batch, return_attention)
+            else:
+                preds = self.predict_tensors(batch, return_attention, widths)
+            for j, pred in zip(index[start : start + batch_size], preds):
                 results[j] = pred
         return results[:1] if single else results  # type: ignore[return-value]
 

@@ -30,7 +30,7 @@ def evaluate_lmdb(recognizer: BaseRecognizer, path: Path, batch_size: int = 64, 
     """Counts for one LMDB set; labels are kept whole (no length filter), so a long label counts as wrong."""
     c = recognizer.cfg
     ds = LmdbDataset(path, charset=recognizer.charset, img_h=c.img_h, img_w=c.img_w, in_channels=c.in_channels,
-                     keep_ratio=c.keep_ratio, max_len=10_000, training=False)
+                     keep_ratio=c.keep_ratio, variable_width=c.variable_width, max_len=10_000, training=False)
     counts = Counts()
     loader = DataLoader(ds, batch_size=batch_size, collate_fn=collate)
     for batch in tqdm(loader, desc=path.name, disable=not progress, leave=False):
@@ -39,7 +39,8 @@ def evaluate_lmdb(recognizer: BaseRecognizer, path: Path, batch_size: int = 64, 
         if batch.images is None:
             continue
         with torch.inference_mode():
-            for pred, gold in zip(recognizer.predict_tensors(batch.images), batch.labels):
+            extra = {} if batch.widths is None else {"widths": batch.widths}  # padded lines: their widths
+            for pred, gold in zip(recognizer.predict_tensors(batch.images, **extra), batch.labels):
                 counts.add(pred.text, gold)
     return counts
 

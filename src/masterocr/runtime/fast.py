@@ -34,8 +34,11 @@ class _ChannelsLastBackbone(nn.Module):
         super().__init__()
         self.inner = backbone.to(memory_format=torch.channels_last)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x.contiguous(memory_format=torch.channels_last)).contiguous()
+    def forward(self, x: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.inner(x.contiguous(memory_format=torch.channels_last), widths).contiguous()
+
+    def output_widths(self, widths: torch.Tensor) -> torch.Tensor:
+        return self.inner.output_widths(widths)
 
 
 def quantize_decoder_int8(model: MASTER) -> MASTER:

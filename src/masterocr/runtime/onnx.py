@@ -10,6 +10,8 @@ import torch
 from masterocr.charset import EOS, PAD, SOS
 from masterocr.errors import UserError
 from masterocr.formats.onnx_layout import DECODER_FILE, ENCODER_FILE, config_and_charset, default_onnx_path, read_meta
+from masterocr.model.backbone import STRIDE, Backbone
+from masterocr.model.master import step_bound
 from masterocr.runtime.base import BaseRecognizer, Decoded
 
 # below this many images a decoder step runs on one thread (see OnnxRecognizer)
@@ -59,7 +61,11 @@ class OnnxRecognizer(BaseRecognizer):
         return cls(default_onnx_path() if path is None else path, threads)
 
     def decode_arrays(
-        self, images: np.ndarray, max_len: int | None = None, suppress_eos: bool = False
+        self,
+        images: np.ndarray,
+        max_len: int | None = None,
+        suppress_eos: bool = False,
+        widths: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Greedy decoding of a preprocessed batch (B, C, H, W) float32 -> tokens (B, T), probs (B, T).
 
@@ -69,16 +75,25 @@ class OnnxRecognizer(BaseRecognizer):
         if max_len > self.cfg.max_len:  # the step graph holds positions for max_len + 1 steps only
             raise UserError(f"max_len {max_len} is more than the exported model's {self.cfg.max_len}")
         images = np.ascontiguousarray(images, dtype=np.float32)
-        (mem_kv,) = self.encoder.run(None, {"images": images})
         b = images.shape[0]
+        feeds: dict[str, np.ndarray] = {}
+        if self.cfg.variable_width:  # the encoder also yields the memory mask of a padded batch of lines
+            widths = np.full(b, images.shape[-1]) if widths is None else np.asarray(widths)
+            mem_kv, feeds["mem_mask"] = self.encoder.run(None, {"images": images, "widths": widths.astype(np.int64)})
+            cols = Backbone.output_widths(torch.as_tensor(widths, dtype=torch.long))
+        else:
+            (mem_kv,) = self.encoder.run(None, {"images": images})
+            cols = torch.full((b,), images.shape[-1] // STRIDE, dtype=torch.long)
+        limits = step_bound(cols, self.cfg.img_h, max_len, self.cfg.keep_ratio).numpy() + 1  # as MASTER.decode
         past = np.zeros((self.n_layers, 2, b, self.heads, 0, self.head_dim), dtype=np.float32)
         token = np.full((b, 1), SOS, dtype=np.int64)
         done = np.zeros(b, dtype=bool)
         tokens, probs = [], []
         decoder = self.decoder_small if b < SMALL_BATCH else self.decoder
-        for step in range(max_len + 1):
+        for step in range(int(limits.max())):
             logits, past = decoder.run(
-                None, {"token": token, "step": np.array(step, dtype=np.int64), "past": past, "mem_kv": mem_kv}
+                None,
+                {"token": token, "step": np.array(step, dtype=np.int64), "past": past, "mem_kv": mem_kv, **feeds},
             )
             if suppress_eos:
                 logits[:, EOS] = -np.inf
@@ -88,14 +103,16 @@ class OnnxRecognizer(BaseRecognizer):
             nxt = np.where(done, PAD, nxt)
             tokens.append(nxt)
             probs.append(np.where(done, 0.0, p).astype(np.float32))
-            done = done | (nxt == EOS)
+            done = done | (nxt == EOS) | (limits <= step + 1)
             token = nxt[:, None].astype(np.int64)
             if done.all():
                 break
         return np.stack(tokens, 1), np.stack(probs, 1)
 
-    def decode_batch(self, images: torch.Tensor | np.ndarray, return_attention: bool = False) -> Decoded:
+    def decode_batch(
+        self, images: torch.Tensor | np.ndarray, return_attention: bool = False, widths: torch.Tensor | None = None
+    ) -> Decoded:
         """Greedy decoding through the exported graphs; never attention (the graphs do not output it)."""
         arr = images.numpy() if isinstance(images, torch.Tensor) else images
-        tokens, probs = self.decode_arrays(arr)
+        tokens, probs = self.decode_arrays(arr, widths=None if widths is None else np.asarray(widths))
         return Decoded(tokens.tolist(), probs.tolist())

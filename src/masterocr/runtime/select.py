@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from masterocr.assets import DEFAULT_MODEL, shipped_files, shipped_onnx
 from masterocr.errors import UserError
 from masterocr.formats.onnx_layout import default_onnx_path
 from masterocr.runtime.base import BaseRecognizer
@@ -34,6 +35,13 @@ def resolve_backend(
     return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
 
 
+def _onnx_can_run(device: str | torch.device, int8: bool, dtype: str, model: str) -> bool:
+    """Whether "auto" picks the shipped int8 graphs of a named model: a CPU, fp32, onnxruntime and the graphs."""
+    if torch.device(device).type != "cpu" or dtype != "fp32" or int8:
+        return False
+    return shipped_onnx(model).is_dir() and importlib.util.find_spec("onnxruntime") is not None
+
+
 def load_recognizer(
     checkpoint: str | Path | None = None,
     device: str | torch.device = "cpu",
@@ -41,6 +49,7 @@ def load_recognizer(
     int8: bool = False,
     dtype: str = "fp32",
     threads: int | None = None,
+    model: str | None = None,
 ) -> BaseRecognizer:
     """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder,
     None the shipped int8 graphs); backend "auto" picks one as `resolve_backend` says.
@@ -49,9 +58,17 @@ def load_recognizer(
     `torch.set_num_threads`, which is process-wide). None keeps each library's default (every core). The onnx
     backend runs the decoder steps of batches under 32 images on one thread whatever `threads` says: they are
     too small to share (bench/onnx_threads.py); for the torch backend one thread was not faster at batch 1.
+
+    `model`: a shipped model by name ("word", the default, or "line"; assets.SHIPPED_MODELS).
     """
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}")
+    if model is not None and model != DEFAULT_MODEL:
+        if checkpoint is not None:
+            raise UserError(f"--model {model} and --checkpoint both name a model; pass one")
+        onnx = backend == "onnx" or (backend == "auto" and _onnx_can_run(device, int8, dtype, model))
+        backend = "onnx" if onnx else ("torch" if backend == "auto" else backend)
+        checkpoint = shipped_files(model, onnx=onnx)
     backend = resolve_backend(backend, checkpoint, device, int8, dtype)
     if backend == "onnx":
         if int8 or dtype != "fp32":

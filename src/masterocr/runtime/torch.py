@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from masterocr.assets import shipped_files
 from masterocr.charset import Charset
 from masterocr.errors import UserError
 from masterocr.formats.load import load_model
@@ -24,18 +25,19 @@ class Recognizer(BaseRecognizer):
 
     def __init__(
         self,
-        model: MASTER | None = None,
+        model: MASTER | str | None = None,
         charset: Charset | None = None,
         device: str | torch.device = "cpu",
         dtype: str = "fp32",
     ) -> None:
-        """`Recognizer()` loads the shipped weights; or give a model and its charset.
+        """`Recognizer()` loads the default weights, `Recognizer("line")` a shipped model by name (assets
+        .SHIPPED_MODELS); or give a model and its charset.
 
         `dtype`: "fp32", "bf16" (GPUs; on a CPU without AMX it is slower than fp32) or "fp16" (GPUs only).
         """
         weights_path = None
-        if model is None:
-            model, charset, weights_path = load_model()
+        if model is None or isinstance(model, str):
+            model, charset, weights_path = load_model(None if model is None else shipped_files(model))
         device = torch.device(device)
         if dtype not in DTYPES:
             raise UserError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
@@ -67,8 +69,11 @@ class Recognizer(BaseRecognizer):
         rec.variant = "int8" if int8 else dtype
         return rec
 
-    def decode_batch(self, images: torch.Tensor, return_attention: bool = False) -> Decoded:
+    def decode_batch(
+        self, images: torch.Tensor, return_attention: bool = False, widths: torch.Tensor | None = None
+    ) -> Decoded:
         """Greedy decoding with the model's cached decoder; attention (B, T, S) when asked."""
-        out = self.model.decode(images.to(self.device, self.dtype), return_attention=return_attention)
+        images = images.to(self.device, self.dtype)
+        out = self.model.decode(images, return_attention=return_attention, widths=widths)
         attention = out.attention.float().cpu() if return_attention and out.attention is not None else None
         return Decoded(out.tokens.tolist(), out.probs.tolist(), attention)

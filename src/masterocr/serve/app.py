@@ -26,14 +26,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.data.transforms import preprocess
 from masterocr.errors import UserError
-from masterocr.formats.onnx_layout import META_FILE, folder_sha256
-from masterocr.formats.weights import file_sha256
 from masterocr.runtime.base import BaseRecognizer, Prediction
 from masterocr.runtime.select import load_recognizer
 from masterocr.serve.batcher import Batcher
-from masterocr.serve.limits import MiB, RequestError, RequestLimits, read_images
+from masterocr.serve.budget import TRIM_PIXELS, PixelBudget, release_memory
+from masterocr.serve.info import model_info
+from masterocr.serve.limits import MiB, RequestError, RequestLimits, check_limits, read_images
+from masterocr.serve.middleware import BodyTimeoutMiddleware
 
 log = logging.getLogger(__name__)
+
+# decoded pixels over all requests at once: two images at the per-image limit (about 0.5 GB of RGB buffers)
+MAX_PIXELS_IN_FLIGHT = 2 * MAX_PIXELS
 
 
 # response schemas (documentation in /openapi.json; the handlers build plain dicts)
@@ -66,40 +70,8 @@ RECOGNIZE_BODY = {"requestBody": {"required": True, "content": {
 }}}  # fmt: skip
 
 
-def _weights_sha256(path: Path | None) -> str | None:
-    """The weights file's SHA-256; for an exported ONNX folder, onnx_layout.folder_sha256 of its files."""
-    if path is None:
-        return None
-    path = Path(path)
-    if path.is_dir() and (path / META_FILE).is_file():
-        return folder_sha256(path)
-    return file_sha256(path) if path.is_file() else None
-
-
 def _index_html() -> str:
     return resources.files("masterocr.serve").joinpath("static/index.html").read_text(encoding="utf-8")
-
-
-def model_info(recognizer: BaseRecognizer, serving: dict) -> dict:
-    """What /v1/model answers: the model's config, charset, input, weights file and the serving limits."""
-    cfg = recognizer.cfg
-    weights_path = recognizer.weights_path
-    return {
-        "config": cfg.to_dict(),
-        "charset": {"keys": recognizer.charset.keys, "size": len(recognizer.charset.keys),
-                    "case_sensitive": recognizer.charset.case_sensitive},
-        "input": {"height": cfg.img_h, "width": cfg.img_w, "channels": cfg.in_channels,
-                  "keep_ratio": cfg.keep_ratio},
-        "attention_grid": {"height": cfg.img_h // 8, "width": cfg.img_w // 4},
-        "checkpoint": str(weights_path) if weights_path else None,
-        "variant": recognizer.variant,
-        "sha256": _weights_sha256(weights_path),
-        "parameters": recognizer.num_parameters,
-        "device": str(recognizer.device),
-        "backend": recognizer.backend,
-        "attention_maps": recognizer.supports_attention,
-        "serving": serving,
-    }
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -111,7 +83,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status in (408, 413):  # the body may be unread: close, so the client cannot hold the connection
+            headers.setdefault("Connection", "close")
+        return _error(exc.status, exc.message, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -149,7 +124,8 @@ def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], 
         except (ImageError, UserError) as exc:
             out.append(str(exc))
         except Exception as exc:  # never let one odd file 500 the whole request
-            out.append(f"{name}: cannot read image ({type(exc).__name__}: {exc})")
+            # the type only: a library's message can carry server-side paths
+            out.append(f"{name}: cannot read image ({type(exc).__name__})")
     return out
 
 
@@ -185,16 +161,28 @@ async def _decode(batcher: Batcher, tensors: list[torch.Tensor], attention: bool
         raise RequestError(500, "internal error") from None
 
 
-def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batcher, limits: RequestLimits,
-                         request_timeout_s: float) -> None:
+def _prepare_and_trim(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int, pixels: int
+                      ) -> list[torch.Tensor | str]:
+    """prepare_images, then give the decode buffers back to the system after a large request."""
+    try:
+        return prepare_images(recognizer, images, max_pixels)
+    finally:
+        if pixels >= TRIM_PIXELS:
+            release_memory()
+
+
+def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batcher, budget: PixelBudget,
+                         limits: RequestLimits, request_timeout_s: float) -> None:
     @app.post("/v1/recognize", summary="recognize the text of one or more word images", response_model=None,
               responses=RECOGNIZE_RESPONSES, openapi_extra=RECOGNIZE_BODY)
     async def recognize(
         request: Request,
         attention: bool = Query(False, description="add per-character cross-attention maps (H/8 x W/4)"),
     ) -> JSONResponse:
-        images = await read_images(request, limits)
-        prepared = await run_in_threadpool(prepare_images, recognizer, images, limits.max_pixels)
+        images, pixels = await read_images(request, limits)
+        async with budget.reserve(pixels):  # decoded images are freed before the reservation ends
+            prepared = await run_in_threadpool(_prepare_and_trim, recognizer, images, limits.max_pixels, pixels)
+        del images
         tensors = [p for p in prepared if isinstance(p, torch.Tensor)]
         # the ONNX backend has no attention output: its entries then carry "attention": null
         preds = await _decode(batcher, tensors, attention and recognizer.supports_attention, request_timeout_s)
@@ -210,14 +198,28 @@ def create_app(
     max_images_per_request: int = 64,
     max_request_bytes: int = 20 * MiB,
     max_pixels: int = MAX_PIXELS,
+    max_pixels_in_flight: int = MAX_PIXELS_IN_FLIGHT,
+    pixel_wait_s: float = 5.0,
     request_timeout_s: float = 30.0,
+    body_timeout_s: float = 30.0,
+    chunk_timeout_s: float = 10.0,
 ) -> FastAPI:
-    """The recognition service around `recognizer` (see the module docstring)."""
+    """The recognition service around `recognizer` (see the module docstring).
+
+    `max_pixels` bounds one image, `max_pixels_in_flight` the pixels decoded at once over all requests (a request
+    waits up to `pixel_wait_s` for room, then gets 503); a body must arrive within `body_timeout_s`, each of
+    its chunks within `chunk_timeout_s` (408 otherwise)."""
+    check_limits(max_images_per_request=max_images_per_request, max_pixels=max_pixels,
+                 max_pixels_in_flight=max_pixels_in_flight, body_timeout_s=body_timeout_s,
+                 chunk_timeout_s=chunk_timeout_s)
     batcher = Batcher(recognizer, max_batch, max_wait_ms, max_queue)
+    budget = PixelBudget(max_pixels_in_flight, pixel_wait_s)
     limits = RequestLimits(max_images_per_request, max_request_bytes, max_pixels)
     serving = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "max_queue": max_queue,
                "max_images_per_request": max_images_per_request, "max_request_bytes": max_request_bytes,
-               "max_pixels": max_pixels, "request_timeout_s": request_timeout_s}
+               "max_pixels": max_pixels, "max_pixels_in_flight": max_pixels_in_flight,
+               "pixel_wait_s": pixel_wait_s, "request_timeout_s": request_timeout_s,
+               "body_timeout_s": body_timeout_s, "chunk_timeout_s": chunk_timeout_s}
     info = model_info(recognizer, serving)
 
     @contextlib.asynccontextmanager
@@ -231,10 +233,12 @@ def create_app(
     app = FastAPI(title="masterocr", version="1", lifespan=lifespan,
                   description="MASTER scene-text recognition: send word crops, get text, scores and attention.")
     app.state.batcher = batcher
+    app.state.budget = budget
     app.state.recognizer = recognizer
+    app.add_middleware(BodyTimeoutMiddleware, body_timeout_s=body_timeout_s, chunk_timeout_s=chunk_timeout_s)
     _add_error_handlers(app)
     _add_info_routes(app, info, _index_html())
-    _add_recognize_route(app, recognizer, batcher, limits, request_timeout_s)
+    _add_recognize_route(app, recognizer, batcher, budget, limits, request_timeout_s)
     return app
 
 
@@ -249,6 +253,7 @@ def serve(
     dtype: str = "fp32",
     backend: str = "torch",
     threads: int | None = None,
+    max_connections: int | None = 128,
     **kwargs: Any,
 ) -> None:
     """Load `checkpoint` (None = the shipped weights; UserError when absent) and serve it with uvicorn.
@@ -256,11 +261,13 @@ def serve(
     `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`; `backend="onnx"` serves
     a folder written by `masterocr export` (None: the shipped int8 graphs) on onnxruntime (faster on CPU at
     small batches, no attention maps);
-    `threads` as in `load_recognizer`."""
+    `threads` as in `load_recognizer`; beyond `max_connections` open connections uvicorn answers 503; other
+    keyword arguments go to `create_app`."""
     import uvicorn  # optional extra (serve)
 
+    check_limits(max_connections=max_connections, **kwargs)  # before the model is loaded
     recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding %s: the service has no authentication; anyone who can reach it can use it", host)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", limit_concurrency=max_connections)

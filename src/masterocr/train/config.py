@@ -18,6 +18,7 @@ from masterocr.charset import Charset
 from masterocr.errors import UserError
 from masterocr.model import MasterConfig, get_preset
 from masterocr.train.schema import validate_config
+from masterocr.train.schema_errors import show
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def model_config(config: dict) -> MasterConfig:
     for section, key, name, conv in pairs:
         if key in section and section[key] is not None:
             overrides[name] = conv(section[key])
-    for key in ("widths", "blocks", "img_h", "img_w", "keep_ratio", "max_len", "d_ff"):
+    for key in ("widths", "blocks", "img_h", "img_w", "keep_ratio", "variable_width", "max_len", "d_ff"):
         if key in args:
             overrides[key] = args[key]
     data = dataset_args(config)
@@ -134,7 +135,7 @@ def model_config(config: dict) -> MasterConfig:
             return get_preset(preset, **overrides)
         return MasterConfig(**overrides)
     except (ValueError, TypeError) as exc:
-        raise UserError(f"model_arch in {config.get('_path', 'the config')}: {exc}") from exc
+        raise UserError(f"{config.get('_path', 'the config')}: model_arch: {exc}") from exc
 
 
 def charset_from_config(config: dict, base_dir: Path | None = None) -> Charset:
@@ -150,7 +151,11 @@ def charset_from_config(config: dict, base_dir: Path | None = None) -> Charset:
         path = Path(spec["keys_file"])
         if not path.is_absolute() and base_dir is not None and not path.exists():
             path = base_dir / path
-        return Charset.from_file(path, **kwargs)
+        try:
+            return Charset.from_file(path, **kwargs)
+        except UserError as exc:  # the keys file's own message, with the config and the field that named it
+            where = f"{config.get('_path', 'the config')}: charset.keys_file = {show(str(path))}"
+            raise UserError(f"{where}: {exc}") from None
     return Charset.default(**kwargs)
 
 

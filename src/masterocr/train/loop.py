@@ -144,11 +144,11 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.optimization.amp_dtype)
 
-    def _loss(self, images: torch.Tensor, labels: list[str]) -> torch.Tensor:
+    def _loss(self, images: torch.Tensor, labels: list[str], widths: torch.Tensor | None = None) -> torch.Tensor:
         longest = max(self.charset.label_length(t) for t in labels)
         targets = self.charset.encode_batch(labels, min(self.cfg.max_len, longest)).to(self.device)
         with self._autocast():
-            logits = self.net(images.to(self.device, non_blocking=True), targets)
+            logits = self.net(images.to(self.device, non_blocking=True), targets, widths)
         return F.cross_entropy(
             logits.float().reshape(-1, logits.size(-1)), targets[:, 1:].reshape(-1),
             ignore_index=PAD, label_smoothing=self.settings.trainer.label_smoothing,
@@ -190,7 +190,7 @@ class Trainer:
         state.bad_samples += batch.skipped
         if batch.images is None:
             return False
-        loss = self._loss(batch.images, batch.labels)
+        loss = self._loss(batch.images, batch.labels, batch.widths)
         if not self._all_finite(loss):
             self._skip_nonfinite_step()
             return False

@@ -98,6 +98,18 @@ class SynthDatasetArgs(CommonDatasetArgs):
     seed: Int() = absent("rendering seed (default: the config's seed)")
 
 
+class SynthLineDatasetArgs(CommonDatasetArgs):
+    """Text lines rendered on the fly (variable-width models): Latin, Chinese and mixed running text."""
+
+    length: Int(ge=1) = absent("samples per epoch (default 100000)")
+    fonts: Literal["train", "heldout", "all"] = absent('font split (default "train"; LXGW WenKai is held out)')
+    font_dirs: OneOrList(PathText) | None = Field(None, description="font folders or files (default: the system's)")
+    kinds: dict[Literal["latin", "zh", "mixed"], Num(ge=0)] | None = Field(
+        None, description='share of each kind of line, e.g. {"latin": 0.4, "zh": 0.3, "mixed": 0.3}'
+    )
+    seed: Int() = absent("rendering seed (default: the config's seed)")
+
+
 DATASET_ARGS: dict[str, type[CommonDatasetArgs]] = {
     "TextDataset": TextDatasetArgs,
     "JsonlDataset": JsonlDatasetArgs,
@@ -105,6 +117,7 @@ DATASET_ARGS: dict[str, type[CommonDatasetArgs]] = {
     "LmdbDataset": LmdbDatasetArgs,
     "hierarchy_dataset": HierarchyDatasetArgs,
     "SynthDataset": SynthDatasetArgs,
+    "SynthLineDataset": SynthLineDatasetArgs,
 }
 
 

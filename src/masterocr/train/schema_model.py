@@ -67,6 +67,9 @@ class ModelArgs(Open):
     img_h: Int(ge=8, multiple_of=8) = absent("input height in pixels (a multiple of 8; default: the dataset's)")
     img_w: Int(ge=4, multiple_of=4) = absent("input width in pixels (a multiple of 4; default: the dataset's)")
     keep_ratio: Bool = absent("resize to the height and right-pad instead of stretching to the width")
+    variable_width: Bool = absent(
+        "lines of any width up to img_w, batched by padding with the padding masked (needs keep_ratio)"
+    )
     max_len: Int(ge=1) = absent("longest text the decoder produces")
     d_ff: Int(ge=1) = absent("feed-forward width of the transformer layers")
 

@@ -25,6 +25,7 @@ from masterocr.train import optim
 from masterocr.train.config import RunSettings, TrainSettings
 from masterocr.train.distributed import DistInfo
 from masterocr.train.sampler import ResumableSampler
+from masterocr.train.vocab import warn_outside_vocabulary
 
 log = logging.getLogger("masterocr.train")
 
@@ -74,19 +75,28 @@ class TrainData:
     collate: Callable = collate
 
 
+def dataset_kwargs(settings: RunSettings) -> dict:
+    """The keywords build_dataset takes from the model and the run (the dataset's args override them)."""
+    cfg = settings.cfg
+    return dict(
+        charset=settings.charset, img_h=cfg.img_h, img_w=cfg.img_w, in_channels=cfg.in_channels,
+        keep_ratio=cfg.keep_ratio, variable_width=cfg.variable_width, max_len=cfg.max_len,
+        seed=settings.trainer.seed,
+    )  # fmt: skip
+
+
 def build_data(settings: RunSettings, dist: DistInfo) -> TrainData:
     """Training and validation sets, the resumable sampler and the number of batches and steps."""
-    opts, cfg = settings.trainer, settings.cfg
-    common = dict(
-        charset=settings.charset, img_h=cfg.img_h, img_w=cfg.img_w, in_channels=cfg.in_channels,
-        keep_ratio=cfg.keep_ratio, max_len=cfg.max_len, seed=opts.seed,
-    )  # fmt: skip
+    opts = settings.trainer
+    common = dataset_kwargs(settings)
     if not settings.train_dataset:
         raise UserError("the config has no train_dataset section")
     augment = Augment() if settings.augment else None
     train_ds = build_dataset(settings.train_dataset, training=True, augment=augment, **common)
     if len(train_ds) == 0:
         raise UserError("the training set is empty after skipping bad samples; check the label file and paths")
+    if dist.is_main:
+        warn_outside_vocabulary(train_ds, settings.charset)
     sampler = ResumableSampler(
         train_ds, dist.world_size, dist.rank, shuffle=True, seed=opts.seed, batch_size=opts.train_batch_size,
     )

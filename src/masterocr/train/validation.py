@@ -29,7 +29,7 @@ def validation_metrics(model: torch.nn.Module, loader: DataLoader, charset: Char
         if batch.images is None:
             continue
         with autocast():
-            out = model.decode(batch.images.to(dist.device))
+            out = model.decode(batch.images.to(dist.device), widths=batch.widths)
         for row, gold in zip(out.tokens.tolist(), batch.labels):
             counts.add(charset.decode(row), gold)
     model.train()

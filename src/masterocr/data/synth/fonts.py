@@ -54,7 +54,16 @@ def load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
     size = max(1, int(size))
     if path == DEFAULT_FONT:
         return ImageFont.load_default(size=size)
-    return ImageFont.truetype(path, size, layout_engine=ImageFont.Layout.BASIC)
+    file, index = split_face(path)
+    return ImageFont.truetype(file, size, index=index, layout_engine=ImageFont.Layout.BASIC)
+
+
+def split_face(path: str) -> tuple[str, int]:
+    """(file, face index) of a font path; "fonts.ttc#2" names the third face of a collection."""
+    file, sep, index = path.rpartition("#")
+    if sep and index.isdigit():
+        return file, int(index)
+    return path, 0
 
 
 def _glyph(font: ImageFont.FreeTypeFont, ch: str) -> bytes | None:

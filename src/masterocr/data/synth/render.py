@@ -27,12 +27,19 @@ _BILINEAR = Image.Resampling.BILINEAR
 
 
 def render_word(
-    text: str, font_path: str, rng: random.Random, height: int = 32, width: int | None = None
+    text: str,
+    font_path: str,
+    rng: random.Random,
+    height: int = 32,
+    width: int | None = None,
+    *,
+    line: bool = False,
 ) -> Image.Image:
     """Render `text` as an RGB word crop `height` pixels tall (natural width, or exactly `width` when given).
 
     The font must draw every character of `text` (see `fonts.supported_chars`); `font_path` may be
-    `fonts.DEFAULT_FONT`. Deterministic for a given `rng` state.
+    `fonts.DEFAULT_FONT`. Deterministic for a given `rng` state. `line=True` (text lines) bounds the tilt so
+    that a long line stays about `height` tall; it leaves every random draw as it is.
     """
     if not text or not text.strip():
         raise UserError("cannot render an empty label")
@@ -42,7 +49,7 @@ def render_word(
     sizing = choose_size(text, font_path, rng, height)
     style = choose_style(rng, font_path, sizing.size)
     masks = draw_masks(text, font_path, sizing, style, rng)
-    box = _bend_and_warp(masks, text, sizing, style, rng)
+    box = _bend_and_warp(masks, text, sizing, style, rng, line)
     _crop(masks, box, text, height, sizing, style, rng)
     img, strength = paint(masks, sizing, style, rng)
     out_w = width if width else max(1, int(round(img.width * height / img.height)))
@@ -52,7 +59,7 @@ def render_word(
 
 
 def _bend_and_warp(
-    masks: Masks, text: str, sizing: Sizing, style: Style, rng: random.Random
+    masks: Masks, text: str, sizing: Sizing, style: Style, rng: random.Random, line: bool = False
 ) -> tuple[int, int, int, int]:
     """Sometimes bend, then warp the masks; returns the box (x0, y0, x1, y1) of the text in them."""
     layers = masks.layers
@@ -61,7 +68,7 @@ def _bend_and_warp(
         layers = [Image.fromarray(bend(np.asarray(m), random.Random(bend_seed), sizing.size)) for m in layers]
         masks.base_y += (layers[0].size[1] - masks.height) // 2
         masks.height = layers[0].size[1]
-    warp = Warp(rng, masks.width, masks.height)
+    warp = Warp(rng, masks.width, masks.height, line)
     if warp.identity:
         forward = lambda x, y: (x, y)  # noqa: E731
     else:

@@ -21,10 +21,11 @@ class Warp:
     """A random rotation + shear (+ sometimes perspective) of a w x h canvas, expanded to fit.
 
     `forward(x, y)` maps canvas points to output points; `method`/`coeffs` are what `Image.transform` needs
-    (the output -> input map); `size` is the output size. Affine warps (70%) avoid NumPy entirely.
+    (the output -> input map); `size` is the output size. Affine warps (70%) avoid NumPy entirely. `line`
+    bounds the rotation of long text lines (the same random draws, a smaller angle).
     """
 
-    def __init__(self, rng: random.Random, w: int, h: int) -> None:
+    def __init__(self, rng: random.Random, w: int, h: int, line: bool = False) -> None:
         r = rng.random()
         if r < 0.25:  # straight (documents, signs photographed head-on)
             deg = 0.0
@@ -35,6 +36,9 @@ class Warp:
         else:
             deg = rng.uniform(-12, 12)
         deg *= min(1.0, 5.0 * h / w) ** 0.5  # long words tilt less: their crops would become mostly background
+        if line:  # a text line drifts at most 0.15 of its height from end to end, as on a scanned page
+            limit = math.degrees(math.atan(0.15 * h / w))
+            deg = max(-limit, min(limit, deg))
         k = rng.uniform(-0.35, 0.35) if rng.random() < 0.25 else 0.0  # italic-like shear
         ca, sa = math.cos(math.radians(deg)), math.sin(math.radians(deg))
         # M = R @ [[1, -k], [0, 1]]

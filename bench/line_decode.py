@@ -1,0 +1,64 @@
+"""Decoding a long line: the key/value cache against full recompute, and the share of the encoder.
+
+    python bench/line_decode.py                       # line preset, 1,600 px, 100 characters, batch 1
+    python bench/line_decode.py --width 800 --chars 50 --classes 7188 --threads 1 --reps 3
+
+Random weights with EOS suppressed, so every run decodes exactly `--chars` characters (plus the EOS slot);
+the figures are medians over `--reps` runs of `MASTER.decode` (the encoder included) and of the encoder alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from masterocr.model import build_model, get_preset
+
+
+def _median_ms(fn, reps: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--width", type=int, default=1600)
+    ap.add_argument("--chars", type=int, default=100)
+    ap.add_argument("--classes", type=int, default=7188)  # the zh_latin charset with the special tokens
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = build_model(get_preset("line", img_w=max(args.width, 1600)), args.classes).eval()
+    x = torch.randn(args.batch, 1, 32, args.width)
+    widths = torch.full((args.batch,), args.width)
+
+    def decode(cache: bool):
+        return lambda: model.decode(x, max_len=args.chars, suppress_eos=True, use_cache=cache, widths=widths)
+
+    with torch.inference_mode():
+        steps = model.decode(x, max_len=args.chars, suppress_eos=True, widths=widths).tokens.size(1)
+        enc = _median_ms(lambda: model.encode(x, widths), args.reps)
+        cached = _median_ms(decode(True), args.reps)
+        full = _median_ms(decode(False), args.reps)
+    print(f"line preset, {args.classes} classes, batch {args.batch} of {args.width} px, {steps} steps, "
+          f"{torch.get_num_threads()} threads, median of {args.reps}")  # fmt: skip
+    print(f"{'encoder':<28}{enc:>9.0f} ms")
+    print(f"{'decode, key/value cache':<28}{cached:>9.0f} ms  ({(cached - enc) / steps:.2f} ms per step)")
+    print(f"{'decode, full recompute':<28}{full:>9.0f} ms  ({(full - enc) / steps:.2f} ms per step)")
+    print(f"{'cache speed-up':<28}{full / cached:>9.1f}x")
+
+
+if __name__ == "__main__":
+    main()
