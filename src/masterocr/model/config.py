@@ -61,6 +61,9 @@ def _check_types(cfg: MasterConfig) -> None:
 
 @dataclass
 class MasterConfig:
+    """Every size and option of the network. Each field is checked on construction (type, and the caps of
+    INT_RANGES, FLOAT_RANGES, WIDTH_RANGE, BLOCKS_RANGE): a ConfigError names the field and the allowed range."""
+
     # input: the original trained on 3x48x160, resized without keeping the aspect ratio
     img_h: int = 48
     img_w: int = 160
