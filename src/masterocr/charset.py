@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from masterocr.errors import UserError
+from masterocr.errors import UserError, require_regular_file
 
 PAD, EOS, SOS, UNK = 0, 1, 2, 3
 NUM_SPECIAL = 4
@@ -76,6 +76,7 @@ class Charset:
     def from_file(cls, path: str | Path, **kwargs) -> Charset:
         """Read a keys file: one string, one character per symbol (a trailing newline is dropped)."""
         path = Path(path)
+        require_regular_file(path, "charset file", "pass an existing keys file")
         try:
             size = path.stat().st_size
             if size > MAX_KEYS_BYTES:

@@ -6,9 +6,10 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from masterocr.assets import SHIPPED_MODELS
-from masterocr.errors import UserError
+from masterocr.errors import UserError, require_regular_file
 from masterocr.train.config import parse_bool
 
 log = logging.getLogger("masterocr")
@@ -22,6 +23,30 @@ def _bool_arg(value: str) -> bool:
         return parse_bool(value)
     except UserError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def check_positive(**flags: int | None) -> None:
+    """UserError naming the first flag (its_name=value, '_' for '-') whose value is set and below 1."""
+    for name, value in flags.items():
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+
+
+def check_out_folder(flag: str, path: str) -> None:
+    """UserError when an output folder `path` is an existing file or lies under one (missing folders above it
+    are created by the command)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{flag} {out} is an existing file, not a folder; choose a folder path")
+    above = next((p for p in out.absolute().parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UserError(f"{flag} {out} lies under {above}, an existing file; choose a folder path")
+
+
+def check_in_folder(flag: str, path: str | None) -> None:
+    """UserError when an input folder `path` (if given) is missing or not a folder."""
+    if path is not None and not Path(path).is_dir():
+        raise UserError(f"{flag} {path} is not a folder; pass an existing folder")
 
 
 # train ------------------------------------------------------------------------------------------------------------
@@ -208,6 +233,8 @@ def cmd_test(args) -> int:
     from masterocr.runtime.benchmark import evaluate_benchmarks
     from masterocr.runtime.select import load_recognizer
 
+    check_positive(batch_size=args.batch_size, threads=args.threads)
+    check_in_folder("--data-root", args.data_root)
     rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype, args.threads,
                           args.model)
     say_backend(args.backend, rec)
@@ -277,6 +304,11 @@ def add_lmdb(sub) -> None:
 def cmd_lmdb(args) -> int:
     from masterocr.data.lmdb import lmdb_from_labels
 
+    require_regular_file(args.labels, "--labels", "pass a txt or jsonl label file")
+    check_in_folder("--img-root", args.img_root)
+    check_out_folder("--out", args.out)
+    if not args.split:
+        raise UserError("--split must not be empty; pass the separator of the txt label file, e.g. ','")
     written, skipped = lmdb_from_labels(args.labels, args.img_root, args.out, split=args.split)
     print(json.dumps({"written": written, "skipped": skipped, "out": args.out}))
     return 0 if written else 1
@@ -296,6 +328,11 @@ def add_export(sub) -> None:
 
 
 def cmd_export(args) -> int:
+    check_positive(calib_count=args.calib_count)
+    check_out_folder("--out", args.out)
+    if args.calib_images is not None and not args.int8:
+        raise UserError("--calib-images calibrates the int8 export: add --int8 or drop it")
+    check_in_folder("--calib-images", args.calib_images)
     if args.int8:
         from masterocr.export.quantize import export_onnx_int8
 

@@ -41,7 +41,7 @@ from masterocr.data.labels import (
     parse_label_file,
     warn_skips,
 )
-from masterocr.data.lmdb import find_lmdbs, open_lmdb
+from masterocr.data.lmdb import DAMAGED_RECORD, REBUILD, find_lmdbs, lmdb_errors, open_lmdb
 from masterocr.data.transforms import Augment, fit_line, pad_batch, preprocess, shrink_to_height
 from masterocr.errors import UserError
 
@@ -194,12 +194,12 @@ class LmdbDataset(_LabelledDataset):
         self.root = Path(root)
         if not self.root.exists():
             raise UserError(f"LMDB folder {self.root} not found; check the path")
-        if not (self.root / "data.mdb").is_file():
+        if not os.path.lexists(self.root / "data.mdb"):  # one that is not a regular file: open_lmdb says so
             raise UserError(
                 f"{self.root} is not an LMDB (no data.mdb in it); give the folder holding data.mdb, "
-                f"or build one with `lmdb_from_labels`"
+                f"or build one with `masterocr lmdb`"
             )
-        with open_lmdb(self.root).begin() as txn:
+        with lmdb_errors(self.root), open_lmdb(self.root).begin() as txn:
             n = self._num_samples(txn.get(b"num-samples"))
             kept = self._scan(txn, n)
         self.indices = np.asarray(kept, dtype=np.int64)  # numpy, not a list: no copy-on-read in workers
@@ -211,7 +211,7 @@ class LmdbDataset(_LabelledDataset):
         if raw is None:
             raise UserError(
                 f"LMDB {self.root} has no 'num-samples' key, so it is not in the clovaai layout "
-                f"(num-samples, image-%09d, label-%09d); rebuild it with `lmdb_from_labels`"
+                f"(num-samples, image-%09d, label-%09d); {REBUILD}"
             )
         try:
             n = int(raw.decode("ascii").strip())
@@ -220,7 +220,7 @@ class LmdbDataset(_LabelledDataset):
         if n < 0:
             raise UserError(
                 f"LMDB {self.root}: 'num-samples' is {raw[:40]!r}, not a non-negative integer; "
-                f"rebuild it with `lmdb_from_labels`"
+                f"{REBUILD}"
             )
         return n
 
@@ -261,6 +261,17 @@ class LmdbDataset(_LabelledDataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str] | None:
+        """The item, or None (skipped and counted as DAMAGED_RECORD) when lmdb cannot read its pages."""
+        try:
+            return super().__getitem__(index)
+        except lmdb.Error as exc:
+            self.skipped[DAMAGED_RECORD] += 1
+            if "lmdb" not in self._warned:  # once per LMDB and process
+                self._warned.add("lmdb")
+                log.warning("skipping sample %d of LMDB %s (%s); %s", index, self.root, exc, REBUILD)
+            return None
 
     def _record(self, index: int) -> tuple[Any, str, str]:
         idx = int(self.indices[index])

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import shutil
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,6 +24,9 @@ from masterocr.data.labels import MISSING_IMAGE, UNREADABLE, parse_label_file, w
 from masterocr.errors import UserError
 
 log = logging.getLogger(__name__)
+
+REBUILD = "rebuild it with `masterocr lmdb --labels ... --img-root ... --out ...`"
+DAMAGED_RECORD = "damaged LMDB record"  # a skip reason, counted like the others in dataset.skipped
 
 _envs: dict[tuple[int, int], lmdb.Environment] = {}
 _envs_pid = os.getpid()
@@ -45,6 +49,8 @@ def open_lmdb(root: Path) -> lmdb.Environment:
         st = os.stat(root / "data.mdb")
     except OSError as exc:
         raise UserError(f"cannot open LMDB {root} ({exc.strerror}); check the path") from exc
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a device stream: refuse without opening
+        raise UserError(f"LMDB {root}: data.mdb is not a regular file; {REBUILD}")
     key = (st.st_dev, st.st_ino)  # a rebuilt LMDB at the same path is a different file
     env = _envs.get(key)
     if env is None:
@@ -55,10 +61,38 @@ def open_lmdb(root: Path) -> lmdb.Environment:
         except lmdb.Error as exc:
             raise UserError(
                 f"cannot open LMDB {root} ({' '.join(str(exc).split())}); it is not an LMDB or is "
-                f"damaged: rebuild it with `lmdb_from_labels`"
+                f"damaged: {REBUILD}"
             ) from exc
+        check_size(env, root, st.st_size)
         _envs[key] = env
     return env
+
+
+def check_size(env: lmdb.Environment, root: Path, size: int) -> None:
+    """UserError (and the environment closed) when data.mdb is shorter than the pages its meta page claims:
+    reading a page past the end of a memory-mapped file kills the process with SIGBUS."""
+    try:
+        need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    except lmdb.Error as exc:
+        env.close()
+        raise lmdb_user_error(root, exc) from exc
+    if size < need:
+        env.close()
+        raise UserError(f"LMDB {root} is truncated (data.mdb has {size} bytes, its pages need {need}); {REBUILD}")
+
+
+def lmdb_user_error(root: Path, exc: lmdb.Error) -> UserError:
+    """The one-line error of a damaged LMDB: the path, lmdb's reason and the fix."""
+    return UserError(f"LMDB {root} is damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); {REBUILD}")
+
+
+@contextlib.contextmanager
+def lmdb_errors(root: Path) -> Iterator[None]:
+    """Turn any lmdb.Error raised inside (a corrupted page, a bad cursor) into `lmdb_user_error`."""
+    try:
+        yield
+    except lmdb.Error as exc:
+        raise lmdb_user_error(root, exc) from exc
 
 
 def find_lmdbs(root: str | Path) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from masterocr.errors import UserError
+from masterocr.errors import UserError, require_regular_file
 from masterocr.formats.weights import load_weights
 
 REQUIRED_KEYS = ("model_state_dict",)
@@ -44,6 +44,17 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         pass
 
 
+def check_state_dict(state: object, path: Path) -> None:
+    """UserError unless `state` is a dict of str -> tensor (what a model's state_dict is)."""
+    if not isinstance(state, dict):
+        raise UserError(f"checkpoint {path}: model_state_dict is {type(state).__name__}, not a dict of tensors; "
+                        "pass a checkpoint written by masterocr")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise UserError(f"checkpoint {path}: model_state_dict entry {str(key)[:80]!r} is "
+                            f"{type(value).__name__}, not a tensor; pass a checkpoint written by masterocr")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a training checkpoint with `weights_only=True`: tensors and plain containers only.
 
@@ -57,6 +68,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         path = candidate
     if not path.exists():
         raise UserError(f"checkpoint {path} does not exist; pass the path of a .pth file")
+    require_regular_file(path, "checkpoint", "pass a .pth or .safetensors file")
     if path.suffix == ".safetensors":
         return load_weights(path)
     try:
@@ -89,5 +101,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             ckpt = {"model_state_dict": ckpt}
         else:
             raise UserError(f"checkpoint {path} has no model_state_dict; is it a MASTER checkpoint?")
+    check_state_dict(ckpt["model_state_dict"], path)
     ckpt["_path"] = str(path)
     return ckpt

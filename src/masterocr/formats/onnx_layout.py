@@ -17,7 +17,7 @@ from pathlib import Path
 
 from masterocr.assets import shipped_onnx, weights_override
 from masterocr.charset import Charset
-from masterocr.errors import UserError
+from masterocr.errors import UserError, require_regular_file
 from masterocr.formats.load import charset_of
 from masterocr.formats.weights import file_sha256
 from masterocr.model import MasterConfig
@@ -42,18 +42,63 @@ def export_meta(cfg: MasterConfig, charset: Charset, num_classes: int, opset: in
 
 
 def read_meta(folder: str | Path) -> dict:
-    """model.json of an exported folder; a UserError when `folder` is not one."""
+    """model.json of an exported folder, its fields checked; a one-line UserError naming the field when it is
+    not one."""
     folder = Path(folder)
     path = folder / META_FILE
     if not folder.is_dir() or not path.exists():
         raise UserError(f"{folder} is not an exported model folder (no {META_FILE}); run `masterocr export` first")
+    for name in LAYOUT_FILES:  # a FIFO would block onnxruntime's reader: refused without opening
+        if (folder / name).is_symlink() or (folder / name).exists():
+            require_regular_file(folder / name, "model file", "export the model again with `masterocr export`")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc}); export the model again") from exc
-    if not isinstance(meta, dict) or "model_config" not in meta or "charset" not in meta:
-        raise UserError(f"{path} lacks model_config or charset; export the model again")
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise UserError(f"{path} is not valid UTF-8 JSON ({' '.join(str(exc).split())[:200]}); "
+                        "export the model again") from exc
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror}); export the model again") from exc
+    check_meta(meta, path)
     return meta
+
+
+# field -> (allowed types, what to say); fields absent from model.json are checked only when required
+META_FIELDS: dict[str, tuple[tuple[type, ...], str, bool]] = {
+    "model_config": ((dict,), "a JSON object", True),
+    "charset": ((dict,), "a JSON object {keys, case_sensitive}", True),
+    "format": ((str,), "a string", False),
+    "opset": ((int,), "an integer", False),
+    "num_classes": ((int,), "an integer", False),
+    "source": ((str, type(None)), "a string or null", False),
+}
+
+
+def check_meta(meta: object, path: Path) -> None:
+    """Raise a UserError naming `path` and the first bad field of a model.json: types, charset, model_config."""
+    fix = "export the model again with `masterocr export`"
+    if not isinstance(meta, dict):
+        raise UserError(f"{path} holds {type(meta).__name__}, not a JSON object; {fix}")
+    for name, (types, want, required) in META_FIELDS.items():
+        if name not in meta:
+            if required:
+                raise UserError(f"{path} lacks the field {name!r}; {fix}")
+            continue
+        value = meta[name]
+        if not isinstance(value, types) or (int in types and isinstance(value, bool)):
+            raise UserError(f"{path}: field {name!r} is {type(value).__name__} {str(value)[:60]!r}, expected "
+                            f"{want}; {fix}")
+    cs = meta["charset"]
+    if not isinstance(cs.get("keys"), str) or not cs["keys"]:
+        raise UserError(f"{path}: field 'charset.keys' must be a non-empty string; {fix}")
+    if not isinstance(cs.get("case_sensitive", True), bool):
+        raise UserError(f"{path}: field 'charset.case_sensitive' must be true or false; {fix}")
+    try:
+        cfg, charset = config_and_charset(meta)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path}: field 'model_config' cannot describe a model ({exc}); {fix}") from exc
+    if "num_classes" in meta and meta["num_classes"] != len(charset):
+        raise UserError(f"{path}: field 'num_classes' is {meta['num_classes']} but the charset has "
+                        f"{len(charset)} classes; {fix}")
 
 
 def write_meta(folder: str | Path, meta: dict) -> None:

@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from masterocr.errors import UserError
+from masterocr.errors import UserError, require_regular_file
 
 
 def file_sha256(path: str | Path) -> str:
@@ -51,36 +51,44 @@ def save_weights(
     tmp.replace(path)
 
 
-def load_weights(path: str | Path) -> dict:
-    """Read safetensors weights into the checkpoint shape: model_state_dict (fp32), model_config, charset."""
+def read_header(path: str | Path) -> dict:
+    """The checkpoint shape of a safetensors file without its tensors: model_config, charset, metadata and
+    `_shapes` (name -> shape, from the header), so sizes can be checked before anything is allocated."""
     from safetensors import safe_open
 
     path = Path(path)
     if not path.exists():
         raise UserError(f"weights file {path} does not exist")
+    require_regular_file(path, "weights file", "pass a .safetensors file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        state = load_file(str(path))
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path} is not a readable safetensors file ({exc})") from exc
     if "model_config" not in meta or "charset" not in meta:
         raise UserError(f"{path} lacks masterocr metadata (model_config, charset); was it saved by masterocr?")
-    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:
         extra = {k: json.loads(v) for k, v in meta.items() if k not in ("format", "model_config", "charset")}
         model_config, charset = json.loads(meta["model_config"]), json.loads(meta["charset"])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise UserError(f"{path}: its metadata is not valid JSON ({exc}); re-export the weights") from exc
     if not isinstance(model_config, dict) or not isinstance(charset, dict):
         raise UserError(f"{path}: metadata model_config and charset must be JSON objects; re-export the weights")
-    return {
-        "model_state_dict": state,
-        "model_config": model_config,
-        "charset": charset,
-        "metadata": extra,
-        "_path": str(path),
-    }
+    return {"model_config": model_config, "charset": charset, "metadata": extra, "_shapes": shapes,
+            "_path": str(path)}
+
+
+def load_weights(path: str | Path) -> dict:
+    """Read safetensors weights into the checkpoint shape: model_state_dict (fp32), model_config, charset."""
+    ckpt = read_header(path)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable safetensors file ({exc})") from exc
+    ckpt["model_state_dict"] = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    del ckpt["_shapes"]
+    return ckpt
 
 
 # what every shipped model was trained on, written into its metadata
