@@ -297,9 +297,9 @@ def test_nonfinite_loss_skips_then_stops_and_keeps_the_last_good_checkpoint(word
     real_loss = Trainer._loss
     calls = {"n": 0}
 
-    def loss_goes_nan_after_one_step(self, images, labels):
+    def loss_goes_nan_after_one_step(self, images, labels, widths=None):
         calls["n"] += 1
-        loss = real_loss(self, images, labels)
+        loss = real_loss(self, images, labels, widths)
         return loss * float("nan") if self.state.step >= 1 else loss
 
     monkeypatch.setattr(Trainer, "_loss", loss_goes_nan_after_one_step)

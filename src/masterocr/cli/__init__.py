@@ -1,0 +1,41 @@
+"""`masterocr` command line: a thin layer over functions a user can call from Python."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from masterocr.cli.read import add_eval, add_predict, add_test
+from masterocr.cli.tools import add_export, add_lmdb, add_serve, add_synth
+from masterocr.cli.train import add_train
+from masterocr.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="masterocr", description="MASTER scene-text recognition")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (add_train, add_predict, add_eval, add_test, add_synth, add_lmdb, add_export, add_serve):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv  # `train --nproc` relaunches this same command line under torchrun
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"masterocr {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"masterocr {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
