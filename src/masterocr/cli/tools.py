@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from masterocr.cli.options import (
     add_runtime_options,
@@ -32,10 +33,25 @@ def add_synth(sub) -> None:
     p.set_defaults(func=cmd_synth)
 
 
+def check_synth_args(args) -> None:
+    """One line for a bad synth argument, before any font is read or image drawn."""
+    check_positive(count=args.count, workers=args.workers, shard_size=args.shard_size, width=args.width,
+                   max_width=args.max_width)
+    if not 8 <= args.height <= 256:
+        raise UserError(f"--height must be from 8 to 256 px, got {args.height}")
+    if args.max_width is not None and args.max_width < args.height:
+        raise UserError(f"--max-width {args.max_width} is narrower than --height {args.height}; a line needs room")
+    check_out_folder("--out", args.out)
+    for font in args.fonts or []:
+        if not Path(font).exists():
+            raise UserError(f"--fonts {font} does not exist; pass font folders or font files")
+
+
 def cmd_synth(args) -> int:
     from masterocr.charset import Charset
     from masterocr.data.synth import generate
 
+    check_synth_args(args)
     charset = Charset.from_file(args.charset) if args.charset else Charset.default()
     if args.lines:
         from masterocr.data.synth.linedataset import generate_lines
