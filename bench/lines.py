@@ -231,7 +231,7 @@ def build_readers(args, set_name: str, notes: list[str], cache: dict) -> list[Re
             try:
                 cache[key] = make()
             except UserError as exc:  # e.g. no line model in this release
-                cache[key] = str(exc)
+                cache[key] = str(exc) + (" (bench/lines.py: --line-checkpoint)" if key == "line" else "")
             if isinstance(cache[key], str):
                 notes.append(f"{key} skipped: {cache[key]}")
         if not isinstance(cache[key], str):
