@@ -8,9 +8,9 @@ Each set is a folder <lines-dir>/<set>/ with labels.jsonl ({ImageFile, Label}) a
 shipped word model (`Recognizer()`), the line model (`--line-checkpoint`, else the shipped "line" model; a
 release that does not ship one gets a note), and the peers, each skipped with a note when absent:
 rapidocr-onnxruntime 1.4.4's PP-OCRv4 recognizer and rapidocr 3.10.0's bundled PP-OCRv6 recognizer (`pip
-install -e '.[bench]'`; recognizer only, on the whole crop: no detection, no angle classifier, no padding),
-and Tesseract (`--psm 7`, `-l eng` for latin, `-l chi_sim+eng` for zh; one process per line, so its times
-include starting it and loading its model).
+install -e '.[bench]'`; recognizer only, on the whole crop, after rapidocr's own input scaling: no detection,
+no angle classifier), and Tesseract (`--psm 7`, `-l eng` for latin, `-l chi_sim+eng` for zh; one process per
+line, so its times include starting it and loading its model).
 
 Metrics (masterocr.metrics.line_scores): exact line accuracy and CER (summed edit distances / summed label
 lengths), NFKC on both sides, whitespace runs collapsed; "nospace": all whitespace removed on both sides (the
@@ -70,17 +70,23 @@ def line_model(checkpoint: str | None) -> Recognizer:
     return Recognizer.from_checkpoint(checkpoint) if checkpoint else Recognizer("line")
 
 
-def _rapidocr_reader(name: str, rec, call: Callable) -> Reader:
-    """`rec`: a rapidocr TextRecognizer; `call(rec, images) -> texts` (the two versions differ in signature)."""
+def _rapidocr_reader(name: str, rec, call: Callable, prep: Callable) -> Reader:
+    """`rec`: a rapidocr TextRecognizer; `call(rec, images) -> texts` (the two versions differ in signature);
+    `prep(image) -> image`: the engine's own preprocessing of an input (its recognizer-only call,
+    `engine(img, use_det=False, use_cls=False)`, scales the shorter side up to 30 px and the longer down to
+    2,000 px first); as the SOURCES.md anchors were measured."""
     import cv2
 
+    def load(path):
+        return prep(cv2.imread(str(path)))
+
     def one(path):
-        return call(rec, [cv2.imread(str(path))])[0]
+        return call(rec, [load(path)])[0]
 
     def many(paths):
         rec.rec_batch_num = 32  # its own batching (it sorts by aspect ratio and pads to the widest)
         try:
-            return call(rec, [cv2.imread(str(p)) for p in paths])
+            return call(rec, [load(p) for p in paths])
         finally:
             rec.rec_batch_num = 6
 
@@ -94,8 +100,12 @@ def ppocrv4_reader(threads: int) -> Reader | str:
     except ImportError:
         return "rapidocr-onnxruntime not installed (pip install -e '.[bench]')"
     engine = RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+
+    def call(rec, imgs):
+        return [t for t, _ in rec(imgs)[0]]
+
     return _rapidocr_reader(
-        "PP-OCRv4 rec (rapidocr-onnxruntime 1.4.4)", engine.text_rec, lambda rec, imgs: [t for t, _ in rec(imgs)[0]]
+        "PP-OCRv4 rec (rapidocr-onnxruntime 1.4.4)", engine.text_rec, call, lambda img: engine.preprocess(img)[0]
     )
 
 
@@ -114,12 +124,14 @@ def ppocrv6_reader(threads: int) -> Reader | str:
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         }
     )
-    rec = engine._load_rec_model()  # its recognizer alone; the public call adds padding and detection options
+    rec = engine._load_rec_model()  # its recognizer alone, so that a batch can be timed
 
     def call(r, imgs):
         return list(r(TextRecInput(img=imgs)).txts or [""] * len(imgs))
 
-    return _rapidocr_reader("PP-OCRv6 small rec (rapidocr 3.10.0)", rec, call)
+    return _rapidocr_reader(
+        "PP-OCRv6 small rec (rapidocr 3.10.0)", rec, call, lambda img: engine.preprocess_img(img)[0]
+    )
 
 
 def tesseract_reader(threads: int, lang: str) -> Reader | str:
