@@ -1,4 +1,5 @@
-"""Scores with the original MASTER's definitions (word accuracy, edit-distance accuracy), and their table.
+"""Scores with the original MASTER's definitions (word accuracy, edit-distance accuracy), line scores (exact
+line accuracy, character error rate, per length bucket), and their table.
 
 Scoring only: reading label and prediction files is `masterocr.data.labels` / `masterocr.data.evaluation`.
 """
@@ -6,6 +7,7 @@ Scoring only: reading label and prediction files is `masterocr.data.labels` / `m
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -85,3 +87,64 @@ def format_table(rows: Iterable[tuple[str, dict]], columns: Sequence[str]) -> st
     lines = [fmt.format(*head), fmt.format(*["-" * w for w in widths])]
     lines += [fmt.format(*r) for r in body]
     return "\n".join(lines)
+
+
+# Line scores (bench/lines.py): exact line accuracy and character error rate, with and without spaces, per
+# length bucket of the label. NFKC on both sides, so that a full-width comma and "," or a ligature and its two
+# letters count as the same text.
+_SPACES = re.compile(r"\s+")
+LENGTH_BUCKETS = ((1, 25), (26, 50), (51, 100), (101, None))
+
+
+def normalize_line(text: str, spaces: bool = True) -> str:
+    """NFKC, then whitespace runs collapsed to one space and stripped (`spaces`), or all whitespace removed."""
+    text = unicodedata.normalize("NFKC", text)
+    return _SPACES.sub(" ", text).strip() if spaces else _SPACES.sub("", text)
+
+
+def length_bucket(n: int) -> str:
+    """The bucket name ("1-25", "26-50", "51-100", ">100") of a label of n characters."""
+    for lo, hi in LENGTH_BUCKETS:
+        if hi is None:
+            return f">{lo - 1}"
+        if n <= hi:
+            return f"{lo}-{hi}"
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class LineCounts:
+    """Exact matches and summed edit distances of a set of lines; CER = edits / label characters."""
+
+    n: int = 0
+    correct: int = 0
+    edits: int = 0
+    chars: int = 0
+
+    def add(self, pred: str, gold: str) -> None:
+        self.n += 1
+        self.correct += pred == gold
+        self.edits += Levenshtein.distance(pred, gold)
+        self.chars += len(gold)
+
+    @property
+    def acc(self) -> float:
+        return self.correct / max(self.n, 1)
+
+    @property
+    def cer(self) -> float:
+        return self.edits / max(self.chars, 1)
+
+
+def line_scores(preds: Sequence[str | None], golds: Sequence[str]) -> dict[str, LineCounts]:
+    """LineCounts keyed "all", "nospace" and one per length bucket of the label (its length with spaces, after
+    normalisation; the bucket scores are with spaces). A missing prediction (None) reads as "". Buckets with no
+    line are absent."""
+    out: dict[str, LineCounts] = {"all": LineCounts(), "nospace": LineCounts()}
+    for pred, gold in zip(preds, golds, strict=True):
+        pred = pred or ""
+        p, g = normalize_line(pred), normalize_line(gold)
+        out["all"].add(p, g)
+        out["nospace"].add(normalize_line(pred, spaces=False), normalize_line(gold, spaces=False))
+        out.setdefault(length_bucket(len(g)), LineCounts()).add(p, g)
+    return out
