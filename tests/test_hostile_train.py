@@ -135,7 +135,7 @@ CONFIG_CASES = [
     ("empty keys", "charset.keys", "", 'charset.keys = "": must not be empty'),
     ("keys and keys_file", "charset.keys_file", "keys.txt", "give keys or keys_file, not both"),
     ("keys_file empty", "charset", {"keys_file": f"{W}/empty_keys.txt"}, "the charset is empty"),
-    ("keys_file missing", "charset", f"{W}/no_keys.txt", "cannot read charset file"),
+    ("keys_file missing", "charset", f"{W}/no_keys.txt", "no_keys.txt cannot be read (No such file"),
     ("model_arch.args string", "model_arch.args", "tiny", 'model_arch.args = "tiny": must be an object'),
     ("model_arch.args list", "model_arch.args", [], "model_arch.args = []: must be an object"),
     ("multiheads 0", "model_arch.args.common_kwargs.multiheads", 0, "common_kwargs.multiheads = 0: must be >= 1"),
@@ -177,10 +177,14 @@ CONFIG_CASES = [
      "model_arch: a 8x4 image does not fit the model"),
     ("context heads do not split the channels", "model_arch.args.backbone_kwargs",
      {"gcb_kwargs": {"headers": 64}}, "cannot be built: GCA: 32 channels do not split into 64 headers"),
-    ("a model larger than any memory here", "model_arch.args",
+    ("a layer over the size caps", "model_arch.args",
      {"preset": "tiny", "widths": [8, 16, 32, 32, 64, 100000],
       "common_kwargs": {"model_size": 100000, "multiheads": 1}},
-     "parameters: weights, gradients and optimizer state need 53"),
+     "model option d_model is 100000; it must be an integer from 1 to 4096"),
+    ("a model larger than any memory here", "model_arch.args",
+     {"preset": "tiny", "widths": [8, 16, 32, 32, 64, 4096], "d_ff": 16384,
+      "common_kwargs": {"model_size": 4096, "multiheads": 8}, "decoder_kwargs": {"stacks": 48}},
+     "weights, gradients and optimizer state need"),
 ]  # fmt: skip
 
 
