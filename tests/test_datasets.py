@@ -316,8 +316,8 @@ def test_variable_width_items_keep_their_width_and_collate_pads_them(tmp_path: P
 def test_out_of_vocabulary_label_characters_are_counted_and_reported_per_dataset(
     tmp_path: Path, images: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from masterocr.data.datasets import LmdbDataset
     from masterocr.data.lmdb import lmdb_from_labels
+    from masterocr.data.lmdb_datasets import LmdbDataset
 
     gt = write_txt(tmp_path / "gt.txt", ["a.png,café", "b.png,naïve café", "c.png,plain"])
     with caplog.at_level(logging.WARNING):

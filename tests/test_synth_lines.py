@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from masterocr.charset import Charset
-from masterocr.data.datasets import LmdbDataset
+from masterocr.data.lmdb_datasets import LmdbDataset
 from masterocr.data.synth.cjkfonts import HELDOUT_CJK_DESIGN, coverage, find_cjk_fonts
 from masterocr.data.synth.linedataset import SynthLineDataset, generate_lines, line_evaluation_set
 from masterocr.data.synth.linesynth import LineSynthesizer

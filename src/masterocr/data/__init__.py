@@ -1,17 +1,10 @@
 """Data layer: robust image loading, label files, preprocessing/augmentation, datasets, LMDBs, synthetic data."""
 
 from masterocr.data.build import build_dataset
-from masterocr.data.datasets import (
-    Batch,
-    ConcatTextDataset,
-    JsonlDataset,
-    LmdbDataset,
-    TextLineDataset,
-    collate,
-    hierarchy_dataset,
-)
+from masterocr.data.datasets import Batch, JsonlDataset, TextLineDataset, collate
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.data.lmdb import lmdb_from_labels, write_lmdb
+from masterocr.data.lmdb_datasets import ConcatTextDataset, LmdbDataset, hierarchy_dataset
 from masterocr.data.transforms import PAD_VALUE, Augment, preprocess
 
 __all__ = [

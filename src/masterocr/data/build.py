@@ -11,7 +11,8 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from masterocr.charset import Charset
-from masterocr.data.datasets import JsonlDataset, LmdbDataset, TextLineDataset, hierarchy_dataset
+from masterocr.data.datasets import JsonlDataset, TextLineDataset
+from masterocr.data.lmdb_datasets import LmdbDataset, hierarchy_dataset
 from masterocr.data.synth.dataset import SynthDataset
 from masterocr.data.synth.linedataset import SynthLineDataset
 from masterocr.data.transforms import Augment

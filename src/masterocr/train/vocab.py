@@ -13,8 +13,8 @@ import lmdb
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from masterocr.charset import Charset
-from masterocr.data.datasets import LmdbDataset
 from masterocr.data.lmdb import open_lmdb
+from masterocr.data.lmdb_datasets import LmdbDataset
 
 log = logging.getLogger("masterocr.train")
 
