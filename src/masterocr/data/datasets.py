@@ -73,6 +73,7 @@ class LabelledDataset(Dataset):
         self.rng_salt = ""  # set by ConcatTextDataset so that its parts do not share augmentation streams
         self.skipped: Counter[str] = Counter()
         self.oov: Counter[str] = Counter()  # out-of-vocabulary characters of the kept labels
+        self.outside = 0  # kept labels none of whose characters is in the charset (they train as UNK only)
         self._warned: set[str] = set()
 
     def set_epoch(self, epoch: int) -> None:
@@ -117,6 +118,12 @@ class LabelledDataset(Dataset):
             return fit_line(img, self.img_h, self.img_w, self.in_channels), label
         return preprocess(img, self.img_h, self.img_w, self.in_channels, self.keep_ratio), label
 
+    def _count_vocabulary(self, label: str) -> None:
+        """Count a kept (cleaned) label's out-of-vocabulary characters, and the label when it has no other."""
+        missing = [ch for ch in label if ch not in self.charset]
+        self.oov.update(missing)
+        self.outside += len(missing) == len(label)
+
     def _report_oov(self, source: str | Path) -> None:
         """Log one line naming the kept labels' out-of-vocabulary characters (they train as UNK)."""
         line = oov_summary(self.oov, str(source))
@@ -142,9 +149,9 @@ class _LabelFileDataset(LabelledDataset):
                 continue
             self.paths.append(path)
             self.labels.append(label)
+            self._count_vocabulary(label)
         self.total = parsed.total
         warn_skips(self.label_file, parsed.total, self.skipped, self.duplicates, self.max_len, parsed.bad_lines)
-        self.oov = self.charset.count_oov(self.labels)
         self._report_oov(self.label_file)
 
     def __len__(self) -> int:

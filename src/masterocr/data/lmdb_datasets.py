@@ -102,7 +102,7 @@ class LmdbDataset(LabelledDataset):
                 if reason is not None:
                     self.skipped[reason] += 1
                     continue
-                self.oov.update(ch for ch in label if ch not in self.charset)
+                self._count_vocabulary(label)
                 kept.append(idx)
         if n > found:
             self.skipped[MISSING_RECORD] += n - found
@@ -163,6 +163,12 @@ class ConcatTextDataset(ConcatDataset):
         for ds in self.datasets:
             total.update(getattr(ds, "oov", Counter()))
         return total
+
+    @property
+    def outside(self) -> int | None:
+        """The parts' labels with no character in the charset, summed; None when a part does not count them."""
+        counts = [getattr(ds, "outside", None) for ds in self.datasets]
+        return None if any(n is None for n in counts) else sum(counts)
 
 
 def hierarchy_dataset(lmdb_dir_root: str | Path, select_data: str = "/", **kw: Any) -> ConcatTextDataset:
