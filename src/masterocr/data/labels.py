@@ -19,12 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from masterocr.errors import UserError
+from masterocr.errors import UserError, require_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +62,11 @@ def json_type(value: object) -> str:
 
 
 def check_regular_file(path: Path, what: str) -> None:
-    """UserError unless `path` is a regular file, found with stat before any open (a FIFO would block)."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError as exc:
-        raise UserError(f"{what} {path} not found; check the path") from exc
-    except OSError as exc:
-        raise UserError(f"cannot read {what} {path} ({exc.strerror}); check the path") from exc
-    if not stat.S_ISREG(mode):
-        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
-        raise UserError(f"{what} {path} is {kind}; give a regular file")
+    """UserError unless `path` is a regular file, found with stat before any open (a FIFO would block); a
+    missing file is named as such (errors.require_regular_file judges the rest)."""
+    if not os.path.exists(path):
+        raise UserError(f"{what} {path} not found; check the path")
+    require_regular_file(path, what, "give a regular file")
 
 
 @dataclass
