@@ -170,6 +170,8 @@ CONFIG_CASES = [
      "val_dataset.args.txt_file"),
     ("synth font_dirs missing", "train_dataset", {"type": "SynthDataset", "args": {"font_dirs": [f"{W}/nofonts"]}},
      "font_dirs"),
+    ("synth lines font_dirs missing", "train_dataset",
+     {"type": "SynthLineDataset", "args": {"font_dirs": [f"{W}/nofonts"]}}, "train_dataset.args.font_dirs"),
     # the model the config implies, built on the meta device
     ("nhead does not divide d_model", "model_arch.args.common_kwargs.multiheads", 3, "not divisible by nhead 3"),
     ("last width differs from d_model", "model_arch.args.widths", [8, 16, 32, 32, 64, 96], "must equal d_model"),

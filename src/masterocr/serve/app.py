@@ -266,8 +266,7 @@ def serve(
     a folder written by `masterocr export` (None: the shipped int8 graphs) on onnxruntime (faster on CPU at
     small batches, no attention maps);
     `threads` and `model` (a shipped model by name) as in `load_recognizer`; beyond `max_connections` open
-    connections uvicorn answers 503; other
-    keyword arguments go to `create_app`."""
+    connections uvicorn answers 503; other keyword arguments go to `create_app`."""
     import uvicorn  # optional extra (serve)
 
     check_limits(max_connections=max_connections, **kwargs)  # before the model is loaded

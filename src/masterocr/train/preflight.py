@@ -67,7 +67,7 @@ def check_dataset_paths(section: dict[str, Any] | None, where: str) -> None:
         why = _kind_error(Path(args[key]), want)
         if why:
             raise UserError(f"{where}.args.{key} = {show(args[key])} {why}: {kind} needs {_WHAT[want]} there")
-    if kind == "SynthDataset":
+    if kind in ("SynthDataset", "SynthLineDataset"):
         dirs = args.get("font_dirs")
         for d in [dirs] if isinstance(dirs, str) else dirs or ():
             if not Path(d).exists():
