@@ -51,6 +51,8 @@ def test_lines_of_different_widths_read_as_alone(line_rec):
         batch, widths = pad_batch([tensor])
         alone = line_rec.predict_tensors(batch, return_attention=True, widths=widths)[0]
         assert entry["text"] == alone.text
+        # the line's own maps: the same attention as when it is read alone, the batch's padding cut away
+        assert torch.allclose(torch.tensor(entry["attention"]), torch.tensor(alone.attention), atol=1e-4)
         cols = int(Backbone.output_widths(torch.tensor([tensor.size(-1)]))[0])
         assert all(len(row) == rows * cols for row in entry["attention"])  # this line's own columns only
     assert too_wide.status_code == 200 and "over its maximum" in too_wide.json()["results"][0]["error"]

@@ -37,14 +37,12 @@ log = logging.getLogger(__name__)
 
 
 def line_attention(attention: torch.Tensor, widths: torch.Tensor, rows: int) -> list[torch.Tensor]:
-    """A padded batch of lines' attention (B, T, cols * rows, column-major) as each line's own maps (T, rows *
-    its cols), row-major like a word model's: the padding's columns go, and a page draws them as rows x cols."""
-    cols = Backbone.output_widths(torch.as_tensor(widths, dtype=torch.long)).clamp(max=attention.size(-1) // rows)
-    out = []
-    for i, n in enumerate(cols.tolist()):
-        valid = attention[i, :, : n * rows].reshape(attention.size(1), n, rows)
-        out.append(valid.transpose(1, 2).reshape(attention.size(1), rows * n))
-    return out
+    """A padded batch of lines' attention (B, T, rows * cols of the batch, row-major as MASTER.decode returns
+    it) as each line's own maps (T, rows * its cols): the padding's columns go, so a page draws rows x cols."""
+    batch_cols = attention.size(-1) // rows
+    cols = Backbone.output_widths(torch.as_tensor(widths, dtype=torch.long)).clamp(max=batch_cols)
+    grid = attention.reshape(attention.size(0), attention.size(1), rows, batch_cols)
+    return [grid[i, :, :, :n].reshape(attention.size(1), rows * n) for i, n in enumerate(cols.tolist())]
 
 
 @dataclass
