@@ -26,20 +26,21 @@ def resolve_backend(
     the benchmarks (weights/MODEL_CARD.md); they return no attention maps."""
     if backend != "auto":
         return backend
-    if checkpoint is not None or torch.device(device).type != "cpu" or dtype != "fp32" or int8:
+    if checkpoint is not None or not _onnx_can_run(device, int8, dtype):
         return "torch"
     try:
         default_onnx_path()  # refuses under MASTEROCR_WEIGHTS (another model) and when the graphs are missing
     except UserError:
         return "torch"
-    return "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
+    return "onnx"
 
 
-def _onnx_can_run(device: str | torch.device, int8: bool, dtype: str, model: str) -> bool:
-    """Whether "auto" picks the shipped int8 graphs of a named model: a CPU, fp32, onnxruntime and the graphs."""
+def _onnx_can_run(device: str | torch.device, int8: bool, dtype: str) -> bool:
+    """Whether int8 ONNX graphs can stand in for the torch model: a CPU, fp32, no --int8 (torch-only options)
+    and onnxruntime installed."""
     if torch.device(device).type != "cpu" or dtype != "fp32" or int8:
         return False
-    return shipped_onnx(model).is_dir() and importlib.util.find_spec("onnxruntime") is not None
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def load_recognizer(
@@ -66,7 +67,8 @@ def load_recognizer(
     if model is not None and model != DEFAULT_MODEL:
         if checkpoint is not None:
             raise UserError(f"--model {model} and --checkpoint both name a model; pass one")
-        onnx = backend == "onnx" or (backend == "auto" and _onnx_can_run(device, int8, dtype, model))
+        onnx = backend == "onnx" or (backend == "auto" and _onnx_can_run(device, int8, dtype)
+                                     and shipped_onnx(model).is_dir())
         backend = "onnx" if onnx else ("torch" if backend == "auto" else backend)
         checkpoint = shipped_files(model, onnx=onnx)
     backend = resolve_backend(backend, checkpoint, device, int8, dtype)
