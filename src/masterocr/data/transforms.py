@@ -12,6 +12,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from masterocr.data.geometry import homography
 from masterocr.data.images import to_rgb
 from masterocr.errors import UserError
+from masterocr.model.backbone import STRIDE
 
 # keep_ratio pads the right side with 0.0 in normalised space, i.e. mid-grey (pixel 127.5), the value a
 # zero-mean network sees as "nothing"; the model learns to ignore it either way.
@@ -36,10 +37,7 @@ def preprocess(
         img = to_rgb(img)
     if channels == 1:
         img = img.convert("L")
-    new_w = width
-    if keep_ratio:
-        w, h = img.size
-        new_w = max(1, min(width, round(w * height / h)))
+    new_w = min(width, line_width(img, height)) if keep_ratio else width
     if img.size != (new_w, height):
         img = img.resize((new_w, height), Image.Resampling.BILINEAR)
     arr = np.asarray(img, dtype=np.float32)
@@ -52,6 +50,12 @@ def preprocess(
     return out
 
 
+def line_width(img: Image.Image, height: int) -> int:
+    """The width of `img` resized to `height` keeping its aspect ratio (at least 1 px)."""
+    w, h = img.size
+    return max(1, round(w * height / h))
+
+
 def preprocess_line(
     img: Image.Image, height: int, max_width: int, channels: int = 1, name: str = "image"
 ) -> torch.Tensor:
@@ -60,7 +64,7 @@ def preprocess_line(
     naming it): reading it in pieces would need overlapping windows and a merge of their texts, which this
     model does not do."""
     w, h = img.size
-    new_w = max(1, round(w * height / h))
+    new_w = line_width(img, height)
     if new_w > max_width:
         raise UserError(
             f"{name}: {w}x{h} px is {new_w} px wide at the model's height {height}, over its maximum {max_width}; "
@@ -72,11 +76,10 @@ def preprocess_line(
 def fit_line(img: Image.Image, height: int, max_width: int, channels: int = 1) -> torch.Tensor:
     """A training line for a variable-width model: as `preprocess_line`, but a line wider than max_width at
     this height is squeezed to max_width instead of refused (a training set keeps its longest lines)."""
-    w, h = img.size
-    return preprocess(img, height, min(max_width, max(1, round(w * height / h))), channels)
+    return preprocess(img, height, min(max_width, line_width(img, height)), channels)
 
 
-def pad_batch(lines: list[torch.Tensor], stride: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(lines: list[torch.Tensor], stride: int = STRIDE) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad (C, H, w) lines with PAD_VALUE to the widest, rounded up to `stride` (the backbone's
     horizontal downsampling); returns the batch (B, C, H, W) and the valid widths (B,)."""
     widths = torch.tensor([x.size(-1) for x in lines], dtype=torch.long)
