@@ -141,6 +141,9 @@ def _synth_lines(common: dict[str, Any], args: dict[str, Any]) -> Dataset:
         in_channels=common["in_channels"], training=common["training"], max_len=common["max_len"],
         seed=common["seed"],
     )  # fmt: skip
+    for key, limit in (("max_len", common["max_len"]), ("max_width", common["img_w"])):
+        if args.get(key, 0) > limit:  # a curriculum may draw shorter lines than the model reads, never longer
+            raise UserError(f"SynthLineDataset {key} {args[key]} exceeds the model's {limit}; lower it")
     return SynthLineDataset(**{**base, **args})  # args (e.g. a validation seed) win
 
 

@@ -77,3 +77,24 @@ def grow_state_dict(
             grown[f"decoder.{layer}.{name}.weight"].zero_()
             grown[f"decoder.{layer}.{name}.bias"].zero_()
     return grown
+
+
+def carry_classes(
+    state: dict[str, torch.Tensor], src_keys: str, dst_keys: str, fresh: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """`state` with its class rows (embedding, generator) re-indexed from charset `src_keys` to `dst_keys`.
+
+    The specials (PAD, EOS, SOS, UNK: ids 0-3) and every character both charsets hold keep their trained row;
+    the new characters keep the rows of `fresh` (a freshly initialised state dict of the destination model)."""
+    specials = 4
+    src_index = {ch: specials + i for i, ch in enumerate(src_keys)}
+    rows = [(i, i) for i in range(specials)]
+    rows += [(specials + j, src_index[ch]) for j, ch in enumerate(dst_keys) if ch in src_index]
+    dst_ids = torch.tensor([d for d, _ in rows])
+    src_ids = torch.tensor([s for _, s in rows])
+    out = dict(state)
+    for key in ("embed.weight", "generator.weight", "generator.bias"):
+        table = fresh[key].clone()
+        table[dst_ids] = state[key][src_ids].to(table.dtype)
+        out[key] = table
+    return out

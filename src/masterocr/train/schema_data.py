@@ -108,6 +108,8 @@ class SynthLineDatasetArgs(CommonDatasetArgs):
         None, description='share of each kind of line, e.g. {"latin": 0.4, "zh": 0.3, "mixed": 0.3}'
     )
     seed: Int() = absent("rendering seed (default: the config's seed)")
+    max_len: Int(ge=1) = absent("most characters per line, at most the model's max_len (default: the model's)")
+    max_width: Int(ge=32) = absent("widest line in pixels, at most the model's img_w (default: the model's)")
 
 
 DATASET_ARGS: dict[str, type[CommonDatasetArgs]] = {
