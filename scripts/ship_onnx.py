@@ -1,6 +1,6 @@
 """Export the shipped weights to the int8 ONNX graphs shipped beside them (weights/master_medium_int8/).
 
-    python scripts/ship_onnx.py
+    python scripts/ship_onnx.py [--model word|line]
 
 `masterocr predict` and `test` read these graphs when no --checkpoint is given and onnxruntime is installed
 (`--backend auto`, their default), and so does `--backend onnx` for predict, test and serve. The export is
@@ -12,12 +12,13 @@ weights/master_medium.safetensors changes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from masterocr.assets import shipped_model, shipped_onnx
+from masterocr.assets import DEFAULT_MODEL, SHIPPED_MODELS, shipped_model, shipped_onnx
 from masterocr.export.quantize import export_onnx_int8
 from masterocr.formats.onnx_layout import META_FILE
 from masterocr.formats.weights import file_sha256
@@ -39,7 +40,10 @@ def ship(weights: Path, out: Path) -> Path:
 
 
 def main() -> None:
-    out = ship(shipped_model(), shipped_onnx())
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(SHIPPED_MODELS), default=DEFAULT_MODEL)
+    args = parser.parse_args()
+    out = ship(shipped_model(args.model), shipped_onnx(args.model))
     size = sum(f.stat().st_size for f in out.iterdir())
     print(json.dumps({"out": str(out), "bytes": size}))
 

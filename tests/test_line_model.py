@@ -322,3 +322,14 @@ def test_bench_charset_step_prints_a_row_per_charset_size(capsys):
     rows = capsys.readouterr().out.strip().splitlines()
     assert len(rows) == 4 and rows[2].split()[0] == "95" and rows[3].split()[0] == "500"
     assert rows[2].endswith("1.00x")
+
+
+def test_int8_calibration_of_a_line_model_draws_padded_lines():
+    from masterocr.export.quantize import synthetic_calibration
+
+    cfg = {"img_h": 32, "img_w": 400, "in_channels": 1, "max_len": 30, "variable_width": True, "keep_ratio": True}
+    meta = {"model_config": cfg, "charset": {"keys": CHARSET.keys}}
+    batch = synthetic_calibration(meta, count=3)
+    assert batch.shape == (3, 1, 32, 400) and batch.dtype == np.float32
+    # lines, not one short word: every image has ink beyond its first 128 px
+    assert all((img[0, :, 128:] < img.max() - 0.5).any() for img in batch)

@@ -16,7 +16,7 @@ import numpy as np
 
 from masterocr.data.folders import list_image_files
 from masterocr.data.images import ImageError, load_image
-from masterocr.data.synth import SynthDataset
+from masterocr.data.synth import SynthDataset, SynthLineDataset
 from masterocr.data.transforms import preprocess
 from masterocr.errors import UserError
 from masterocr.export.onnx import export_onnx
@@ -27,13 +27,20 @@ log = logging.getLogger(__name__)
 
 
 def synthetic_calibration(meta: dict, count: int = 128, seed: int = 0) -> np.ndarray:
-    """`count` preprocessed synthetic word images (N, C, H, W) float32 for the model described by `meta`."""
+    """`count` preprocessed synthetic images (N, C, H, W) float32 for the model described by `meta`: words for a
+    word model, lines (training faces, right-padded to the model's width) for a variable-width one."""
     cfg, charset = meta["model_config"], charset_of(meta)
-    ds = SynthDataset(
-        charset=charset, img_h=cfg["img_h"], img_w=cfg["img_w"], in_channels=cfg["in_channels"],
-        max_len=cfg["max_len"], training=False, seed=seed, length=count, fonts="train",
-        keep_ratio=cfg.get("keep_ratio", False),
-    )  # fmt: skip
+    if cfg.get("variable_width"):
+        ds = SynthLineDataset(
+            charset=charset, height=cfg["img_h"], max_width=cfg["img_w"], in_channels=cfg["in_channels"],
+            training=False, seed=seed, length=count, fonts="train", max_len=cfg["max_len"], pad_to=cfg["img_w"],
+        )  # fmt: skip
+    else:
+        ds = SynthDataset(
+            charset=charset, img_h=cfg["img_h"], img_w=cfg["img_w"], in_channels=cfg["in_channels"],
+            max_len=cfg["max_len"], training=False, seed=seed, length=count, fonts="train",
+            keep_ratio=cfg.get("keep_ratio", False),
+        )  # fmt: skip
     return np.stack([ds[i][0].numpy() for i in range(count)]).astype(np.float32)
 
 
