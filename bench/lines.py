@@ -1,12 +1,13 @@
 """Line benchmark: our word and line models and the peers on real text lines, in one run.
 
     python bench/lines.py [--lines-dir ../shared/data/real-lines] [--sets latin,zh] [--model word --model line]
-                          [--line-checkpoint CKPT] [--peers ppocrv4,ppocrv6,tesseract] [--threads 1]
+                          [--model line-onnx] [--line-checkpoint CKPT] [--line-onnx FOLDER] [--peers ppocrv4,ppocrv6,tesseract] [--threads 1]
                           [--limit N] [--json OUT]
 
 Each set is a folder <lines-dir>/<set>/ with labels.jsonl ({ImageFile, Label}) and images/. Readers: the
 shipped word model (`Recognizer()`), the line model (`--line-checkpoint`, else the shipped "line" model; a
-release that does not ship one gets a note), and the peers, each skipped with a note when absent:
+release that does not ship one gets a note), its int8 ONNX graphs (`--model line-onnx`: `--line-onnx`, else
+the shipped ones), and the peers, each skipped with a note when absent:
 rapidocr-onnxruntime 1.4.4's PP-OCRv4 recognizer and rapidocr 3.10.0's bundled PP-OCRv6 recognizer (`pip
 install -e '.[bench]'`; recognizer only, on the whole crop, after rapidocr's own input scaling: no detection,
 no angle classifier), and Tesseract (`--psm 7`, `-l eng` for latin, `-l chi_sim+eng` for zh; one process per
@@ -38,6 +39,8 @@ import torch
 from masterocr.data.labels import read_labels
 from masterocr.errors import UserError
 from masterocr.metrics import LENGTH_BUCKETS, format_table, length_bucket, line_scores, normalize_line
+from masterocr.runtime.base import BaseRecognizer
+from masterocr.runtime.select import load_recognizer
 from masterocr.runtime.torch import Recognizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -218,6 +221,13 @@ def tables(set_name: str, n: int, results: dict[str, dict]) -> str:
     )
 
 
+def line_onnx(folder: str | None, threads: int) -> BaseRecognizer:
+    """The line model's ONNX graphs: an exported folder when given, else the shipped int8 graphs."""
+    if folder:
+        return load_recognizer(folder, backend="onnx", threads=threads)
+    return load_recognizer(backend="onnx", threads=threads, model="line")
+
+
 def build_readers(args, set_name: str, notes: list[str], cache: dict) -> list[Reader]:
     """Our models and the peers for one set; the absent ones become notes (once each)."""
     makers: list[tuple[str, Callable[[], Reader | str]]] = []
@@ -226,6 +236,10 @@ def build_readers(args, set_name: str, notes: list[str], cache: dict) -> list[Re
     if "line" in args.model:
         label = f"masterocr line ({Path(args.line_checkpoint).name if args.line_checkpoint else 'shipped'})"
         makers.append(("line", lambda: masterocr_reader(label, line_model(args.line_checkpoint))))
+    if "line-onnx" in args.model:  # the shipped line model's int8 graphs, or an exported folder
+        folder = args.line_onnx
+        label = f"masterocr line onnx ({Path(folder).name if folder else 'shipped int8'})"
+        makers.append(("line-onnx", lambda: masterocr_reader(label, line_onnx(folder, args.threads))))
     peers = [p for p in args.peers.split(",") if p and p != "none"]
     for p in peers:
         if p == "ppocrv4":
@@ -277,10 +291,11 @@ def main() -> None:
     parser.add_argument(
         "--model",
         action="append",
-        choices=["word", "line"],
+        choices=["word", "line", "line-onnx"],
         help="our models to read with (repeat; default both, the line model when there is one)",
     )
     parser.add_argument("--line-checkpoint", default=None, help="a line model's .pth or .safetensors")
+    parser.add_argument("--line-onnx", default=None, help="with --model line-onnx: an exported folder")
     parser.add_argument("--peers", default="ppocrv4,ppocrv6,tesseract", help="comma list, or none")
     parser.add_argument("--threads", type=int, default=1, help="threads of every reader")
     parser.add_argument("--limit", type=int, default=None, help="the first N lines of each set")
