@@ -171,8 +171,8 @@ class Augment:
             # a 4-degree tilt of a 4000-pixel line would push its ends out of the frame: bound by aspect
             max_deg = 4.0 * s * min(1.0, 4.0 * h / w)
             a = math.radians(rng.uniform(-max_deg, max_deg))
-            rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-            pts = pts @ rot.T
+            ca, sa = math.cos(a), math.sin(a)  # elementwise, not a BLAS matmul: the same bits on every CPU
+            pts = np.stack([ca * pts[:, 0] - sa * pts[:, 1], sa * pts[:, 0] + ca * pts[:, 1]], axis=1)
             changed = True
         if self._p(rng, 0.5):
             pts[:, 0] += rng.uniform(-0.3, 0.3) * s * pts[:, 1]
