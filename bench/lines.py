@@ -1,7 +1,8 @@
 """Line benchmark: our word and line models and the peers on real text lines, in one run.
 
     python bench/lines.py [--lines-dir ../shared/data/real-lines] [--sets latin,zh] [--model word --model line]
-                          [--model line-onnx] [--line-checkpoint CKPT] [--line-onnx FOLDER] [--peers ppocrv4,ppocrv6,tesseract] [--threads 1]
+                          [--model line-onnx] [--line-checkpoint CKPT] [--line-onnx FOLDER]
+                          [--peers ppocrv4,ppocrv6,tesseract] [--threads 1]
                           [--limit N] [--json OUT]
 
 Each set is a folder <lines-dir>/<set>/ with labels.jsonl ({ImageFile, Label}) and images/. Readers: the

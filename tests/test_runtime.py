@@ -90,19 +90,28 @@ def test_strip_prefixes_takes_off_ddp_and_compile_wrappers():
 def test_models_by_name():
     assert Recognizer("word").weights_path == shipped_model("word")
     assert load_recognizer(model="word", backend="torch").weights_path == shipped_model("word")
-    if not shipped_model("line").exists():  # a release without the line model says how to get one
-        for make in (lambda: Recognizer("line"), lambda: load_recognizer(model="line", backend="auto")):
-            with pytest.raises(UserError, match="'line' model is not shipped.*--checkpoint"):
-                make()
     with pytest.raises(UserError, match="no shipped model 'nope'"):
         Recognizer("nope")
     with pytest.raises(UserError, match="pass one"):
         load_recognizer(checkpoint=str(shipped_model("word")), model="line")
 
 
-def test_cli_model_by_name(tmp_path, capsys):
+def test_a_release_without_a_model_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    from masterocr import assets
     from masterocr.cli import main
 
-    if not shipped_model("line").exists():
-        assert main(["predict", "--img-folder", str(tmp_path), "--model", "line"]) != 0
-        assert "'line' model is not shipped" in capsys.readouterr().err
+    monkeypatch.setattr(assets, "WEIGHTS_DIR", tmp_path / "weights")
+    for make in (lambda: Recognizer("line"), lambda: load_recognizer(model="line", backend="auto")):
+        with pytest.raises(UserError, match="'line' model is not shipped.*--checkpoint"):
+            make()
+    assert main(["predict", "--img-folder", str(tmp_path), "--model", "line"]) != 0
+    assert "'line' model is not shipped" in capsys.readouterr().err
+
+
+def test_line_weights_without_their_int8_graphs_say_how_to_make_them(tmp_path, monkeypatch):
+    from masterocr import assets
+
+    monkeypatch.setattr(assets, "WEIGHTS_DIR", tmp_path)
+    (tmp_path / "master_line.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match="master_line_int8.*make line-onnx.*--backend torch"):
+        load_recognizer(model="line", backend="onnx")

@@ -55,6 +55,12 @@ def shipped_files(name: str, onnx: bool = False) -> Path:
     """The shipped model `name`'s weights (or its int8 ONNX folder), checked to exist: a one-line error says
     how to get a model when this release does not carry it."""
     path = shipped_onnx(name) if onnx else shipped_model(name)
+    if onnx and not path.exists() and shipped_model(name).exists():
+        # the line model's graphs do not fit weights/' size budget: they are made on the user's machine
+        raise UserError(
+            f"the {name!r} model's int8 ONNX graphs ({path.name}) are not in this release; write them with "
+            f"`make line-onnx` (python scripts/ship_onnx.py --model {name}) or read with --backend torch"
+        )
     if not path.exists():
         raise UserError(
             f"the {name!r} model is not shipped in this release ({path.name} is missing); train one "
