@@ -157,8 +157,9 @@ def test_shipped_onnx_graphs_are_of_the_shipped_weights_and_read_the_samples(mon
         "the shipped ONNX graphs are stale: run python scripts/ship_onnx.py"
     )
     assert "int8" in meta["quantized"]
-    shipped = [*WEIGHTS_DIR.glob("*.safetensors"), *folder.iterdir()]
-    assert sum(path.stat().st_size for path in shipped) < 30e6
+    # the word models' own budget; the line model's is the whole folder's 45 MB (test_shipped_line_model.py)
+    words = [path for path in WEIGHTS_DIR.glob("*.safetensors") if path != shipped_model("line")]
+    assert sum(path.stat().st_size for path in [*words, *folder.iterdir()]) < 30e6
     rec = load_recognizer(None, backend="onnx")
     assert isinstance(rec, OnnxRecognizer) and rec.weights_path == folder
     preds = rec.predict([SAMPLES / name for name in EXPECTED])
