@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint setup clean fonts
+.PHONY: demo test test-slow lint setup clean fonts line-onnx
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# the line model's int8 ONNX graphs (11 MB; weights/ ships without them to stay under 45 MB)
+line-onnx: $(STAMP)
+	$(BIN)/python scripts/ship_onnx.py --model line
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
