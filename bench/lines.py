@@ -236,11 +236,11 @@ def build_readers(args, set_name: str, notes: list[str], cache: dict) -> list[Re
         makers.append(("word", lambda: masterocr_reader("masterocr word (shipped)", Recognizer())))
     if "line" in args.model:
         label = f"masterocr line ({Path(args.line_checkpoint).name if args.line_checkpoint else 'shipped'})"
-        makers.append(("line", lambda: masterocr_reader(label, line_model(args.line_checkpoint))))
+        makers.append(("line", lambda label=label: masterocr_reader(label, line_model(args.line_checkpoint))))
     if "line-onnx" in args.model:  # the shipped line model's int8 graphs, or an exported folder
         folder = args.line_onnx
         label = f"masterocr line onnx ({Path(folder).name if folder else 'shipped int8'})"
-        makers.append(("line-onnx", lambda: masterocr_reader(label, line_onnx(folder, args.threads))))
+        makers.append(("line-onnx", lambda label=label: masterocr_reader(label, line_onnx(folder, args.threads))))
     peers = [p for p in args.peers.split(",") if p and p != "none"]
     for p in peers:
         if p == "ppocrv4":

@@ -14,6 +14,7 @@ from conftest import BENCH
 from fixtures import render_word
 
 from masterocr.charset import Charset
+from masterocr.export.onnx import export_onnx
 from masterocr.formats.weights import save_weights
 from masterocr.metrics import normalize_line
 from masterocr.model import build_model, get_preset
@@ -56,7 +57,9 @@ def test_bench_lines_prints_tables_and_writes_scores_for_the_word_and_a_line_mod
     ckpt = _tiny_line_model(tmp_path / "tiny_line.safetensors")
     out_json = tmp_path / "out.json"
     cmd = [sys.executable, str(BENCH / "lines.py"), "--lines-dir", str(root), "--sets", "latin", "--peers", "none"]
-    cmd += ["--line-checkpoint", str(ckpt), "--json", str(out_json)]
+    onnx_dir = export_onnx(ckpt, tmp_path / "tiny_line_onnx")
+    cmd += ["--line-checkpoint", str(ckpt), "--json", str(out_json), "--line-onnx", str(onnx_dir)]
+    cmd += ["--model", "word", "--model", "line", "--model", "line-onnx"]
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -77,6 +80,9 @@ def test_bench_lines_prints_tables_and_writes_scores_for_the_word_and_a_line_mod
     assert word["lines_per_s_b32"] > 0 and word["ms_per_line_b1"] > 0
     line = report["sets"]["latin"]["readers"]["masterocr line (tiny_line.safetensors)"]
     assert len(line["preds"]) == 3 and 0 <= line["cer"]
+    # each reader keeps its own row (the labels once shared one late-bound name)
+    onnx = report["sets"]["latin"]["readers"]["masterocr line onnx (tiny_line_onnx)"]
+    assert len(onnx["preds"]) == 3 and "masterocr line onnx (tiny_line_onnx)" in out
 
 
 def test_bench_lines_says_which_folder_is_missing(tmp_path):
