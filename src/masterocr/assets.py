@@ -59,7 +59,8 @@ def shipped_files(name: str, onnx: bool = False) -> Path:
         # the line model's graphs do not fit weights/' size budget: they are made on the user's machine
         raise UserError(
             f"the {name!r} model's int8 ONNX graphs ({path.name}) are not in this release; write them with "
-            f"`make line-onnx` (python scripts/ship_onnx.py --model {name}) or read with --backend torch"
+            f"`python scripts/ship_onnx.py --model {name}` (make line-onnx for the line model) or read with "
+            "--backend torch"
         )
     if not path.exists():
         raise UserError(
