@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import Dataset, DistributedSampler
+
+from masterocr.data.datasets import Batch
 
 
 class ResumableSampler(DistributedSampler):
@@ -67,3 +70,34 @@ class ResumableSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self._total(max(0, len(self.dataset) - self.skip)) // self.num_replicas
+
+
+class WidthPools:
+    """A collate that turns `pool` batches' worth of variable-width lines into `pool` batches of neighbours
+    in width, so that little of each padded batch is padding (the convolutions compute on padding too).
+
+    The lines are sorted by width (stable), cut into batches of `batch_size`, and the batches put in an order
+    drawn from the pool's own labels: the same pool gives the same batches in the same order, so a run resumed
+    mid-pool re-renders the pool and skips the batches it had trained (exact resume)."""
+
+    def __init__(self, collate: Callable[[Sequence], Batch], batch_size: int) -> None:
+        self.collate = collate
+        self.batch_size = batch_size
+
+    def __call__(self, items: Sequence) -> list[Batch]:
+        kept = [item for item in items if item is not None]
+        skipped = len(items) - len(kept)
+        kept.sort(key=lambda item: item[0].size(-1))
+        groups = [kept[i : i + self.batch_size] for i in range(0, len(kept), self.batch_size)] or [[]]
+        random.Random("\n".join(label for _, label in kept)).shuffle(groups)
+        batches = [self.collate(group) for group in groups]
+        batches[0] = batches[0]._replace(skipped=batches[0].skipped + skipped)
+        return batches
+
+
+def padding_share(batch: Batch) -> float:
+    """Share of a padded batch's pixels that are padding (0 for a stacked batch)."""
+    if batch.images is None or batch.widths is None:
+        return 0.0
+    total = batch.images.size(0) * batch.images.size(-1)
+    return 1.0 - float(batch.widths.sum()) / total
