@@ -121,8 +121,10 @@ class Trainer:
         """Resume, finetune or start fresh; returns the run folder."""
         opts = self.settings.trainer
         run_dir = None
-        if opts.auto_resume and not resume and not finetune:
-            run_dir, resume = auto_resume_dir(opts)
+        if opts.auto_resume and not resume:  # its own checkpoint first; the finetuning weights only start it
+            run_dir, latest = auto_resume_dir(opts)
+            if latest is not None:
+                resume, finetune = latest, None
         if resume:
             return resume_from(resume, model=self.model, optimization=self.optimization, state=self.state,
                                dist=self.dist, batch_size=opts.train_batch_size,
