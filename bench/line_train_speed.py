@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import time
 from pathlib import Path
 
@@ -80,7 +79,7 @@ def time_steps(model, charset: Charset, warmup, batches: list, ctc_weight: float
     return {
         "s_per_step_wall": round(wall / len(batches), 3), "cpu_s_per_step": round(cpu / len(batches), 3),
         "lines_per_cpu_hour": round(lines * 3600 / cpu), "chars_per_cpu_hour": round(chars * 3600 / cpu),
-        "padding_share": round(statistics.mean(padding_share(b) for b in batches), 3),
+        "padding_share": round(padding_share(batches), 3),
         "mean_chars_per_line": round(chars / lines, 1),
     }  # fmt: skip
 

@@ -24,7 +24,7 @@ from masterocr.formats.checkpoint import atomic_save
 from masterocr.model.ctc import ctc_loss
 from masterocr.train.config import RunSettings
 from masterocr.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
-from masterocr.train.sampler import padding_share
+from masterocr.train.sampler import padding_columns
 from masterocr.train.setup import (
     build_data,
     build_optimization,
@@ -76,8 +76,8 @@ class _StepMeter:
     started: float
     seen: int = 0
     loss_sum: float = 0.0
-    padding: float = 0.0  # summed padding share of the micro-batches
-    batches: int = 0
+    padded_columns: int = 0  # pixel columns of padding, and in all, of the micro-batches (lines x width)
+    columns: int = 0
 
     def take_step_loss(self, micro_batches: int) -> float:
         loss, self.loss_sum = self.loss_sum / micro_batches, 0.0
@@ -210,8 +210,9 @@ class Trainer:
         self._nonfinite_run = 0
         self.optimization.scaler.scale(loss / opts.grad_accum_steps).backward()
         meter.seen += len(batch.labels)
-        meter.padding += padding_share(batch)
-        meter.batches += 1
+        padded, total = padding_columns(batch)
+        meter.padded_columns += padded
+        meter.columns += total
         self._count_shown(batch.labels)
         meter.loss_sum += float(loss.detach())
         if state.batch_in_epoch % opts.grad_accum_steps:
@@ -235,7 +236,7 @@ class Trainer:
         step_loss = all_reduce_sum([step_loss], self.dist)[0] / self.dist.world_size
         rate = meter.seen * self.dist.world_size / max(time.perf_counter() - meter.started, 1e-9)
         lr = self.optimization.optimizer.param_groups[0]["lr"]
-        padding = meter.padding / max(1, meter.batches)
+        padding = meter.padded_columns / max(1, meter.columns)
         bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
         log.debug("step %d loss %.6f lr %.3e %.1f img/s padding %.3f lines %d chars %d", self.state.step,
                   step_loss, lr, rate, padding, self.state.lines_seen, self.state.chars_seen)

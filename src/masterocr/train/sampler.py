@@ -95,9 +95,15 @@ class WidthPools:
         return batches
 
 
-def padding_share(batch: Batch) -> float:
-    """Share of a padded batch's pixels that are padding (0 for a stacked batch)."""
-    if batch.images is None or batch.widths is None:
-        return 0.0
+def padding_columns(batch: Batch) -> tuple[int, int]:
+    """(padded, total) pixel columns of a batch, summed over its lines (0 padded for a stacked batch)."""
+    if batch.images is None:
+        return 0, 0
     total = batch.images.size(0) * batch.images.size(-1)
-    return 1.0 - float(batch.widths.sum()) / total
+    return (0 if batch.widths is None else total - int(batch.widths.sum())), total
+
+
+def padding_share(batches: Sequence[Batch]) -> float:
+    """Share of the batches' pixels that are padding (what the convolutions compute for nothing)."""
+    padded, total = (sum(col) for col in zip(*(padding_columns(b) for b in batches), (0, 0)))
+    return padded / max(1, total)

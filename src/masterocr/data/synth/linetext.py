@@ -98,6 +98,10 @@ class LineTextSampler:
         weights = [(HANZI_LEVEL1_WEIGHT if c in level1 else 1.0) / (1 + views.get(c, 0)) for c in self.hanzi]
         self.hanzi_cum = tuple(itertools.accumulate(weights))
 
+    def draw_hanzi(self, rng: random.Random, k: int) -> str:
+        """`k` hanzi of the uniform draws: by level, the under-seen first (`set_views`)."""
+        return "".join(rng.choices(self.hanzi, cum_weights=self.hanzi_cum, k=k))
+
     def chunk_length(self, rng: random.Random, kind: str) -> int:
         """A chunk's target length: a few words of Latin, a short run of hanzi."""
         lo, hi = CHUNK_LATIN if kind == "latin" or not self.zh[0] else CHUNK_HANZI
@@ -166,7 +170,7 @@ class LineTextSampler:
 
     def _zh_word(self, rng: random.Random, uniform: bool) -> str:
         if uniform and rng.random() < 0.35:
-            return "".join(rng.choices(self.hanzi, cum_weights=self.hanzi_cum, k=rng.randint(1, 3)))
+            return self.draw_hanzi(rng, rng.randint(1, 3))
         words, cum = self.zh
         return rng.choices(words, cum_weights=cum)[0]
 
