@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -20,6 +21,7 @@ from conftest import load_script, write_word_set
 from masterocr.charset import Charset
 from masterocr.data.synth import wordlists
 from masterocr.errors import UserError
+from masterocr.formats.checkpoint import load_checkpoint
 from masterocr.train.budget import sized_config, train_for_seconds
 from masterocr.train.config import run_settings
 from masterocr.train.loop import train
@@ -140,22 +142,22 @@ def _tiny_config(tmp_path: Path) -> dict:
 
 
 def test_training_for_seconds_calibrates_then_fills_the_time(tmp_path):
+    """With a clock that ticks one second per reading (start, each step, each run's end, the plan), the plan is
+    exact whatever the load: 3 calibration steps at 1 s/step, start-up 1 s and validation 1 s kept with 5 s
+    for saving, 15 - 5 - 7 = 3 sized steps, whose schedule and step cap are those 3 steps."""
     config = _tiny_config(tmp_path)
     seed = train(run_settings({**config, "trainer": {**config["trainer"], "do_validation": False}}), device="cpu")
-    weights = Path(seed["run_dir"]) / "checkpoint-latest.pth"
-    start = time.perf_counter()
-    done = train_for_seconds(config, weights, 20.0, tmp_path / "runs", calibrate_steps=4, device="cpu")
-    took = time.perf_counter() - start
+    ticks = itertools.count()
+    done = train_for_seconds(config, Path(seed["run_dir"]) / "checkpoint-latest.pth", 15.0, tmp_path / "runs",
+                             calibrate_steps=3, device="cpu", clock=lambda: float(next(ticks)))
     calib = done["calibration"]
-    assert 1 <= calib["steps"] <= 4 and Path(done["checkpoint"]).is_file()
-    if calib["steps"] == 4:  # not stopped by the guard: it validated, and timed the validation
-        assert "edit_acc" in calib["metrics"] and calib["seconds_per_step"] > 0
-    if done["planned_steps"]:  # the sized run: its schedule is its own steps, and it validates at the end
-        assert done["summary"]["step"] == done["planned_steps"] or done["stopped_early"]
-        assert done["steps"] == calib["steps"] + done["summary"]["step"]
-        assert "edit_acc" in done["summary"]["metrics"] or done["stopped_early"]
-    per_step = done.get("seconds_per_step") or calib["seconds_per_step"] or 0
-    assert took < 20.0 + per_step + 5  # the budget holds, but for the step the guard waits for
+    assert calib["steps"] == 3 and calib["seconds_per_step"] == 1.0 and "edit_acc" in calib["metrics"]
+    assert (calib["startup_s"], calib["validate_and_save_s"]) == (1.0, 1.0)
+    assert done["planned_steps"] == 3 and done["summary"]["step"] == 3 and done["steps"] == 6
+    assert not done["stopped_early"] and "edit_acc" in done["summary"]["metrics"]
+    sized = load_checkpoint(done["checkpoint"])
+    assert sized["config"]["lr_scheduler"]["args"]["total_steps"] == 3 and sized["config"]["trainer"]["max_steps"] == 3
+    assert sized["lines_seen"] == 3 * 2  # batch 2
 
 
 def test_weights_that_come_back_in_parts_join_and_are_checked(tmp_path):

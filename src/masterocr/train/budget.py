@@ -16,6 +16,7 @@ import logging
 import math
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from masterocr.train.config import run_settings
@@ -48,13 +49,13 @@ def sized_config(config: dict, steps: int, run_dir: Path, run_id: str, save_ever
 class _Clock:
     """Times the steps of a run; asks the run to stop when a step leaves less than `reserve` seconds."""
 
-    def __init__(self, deadline: float, reserve: float) -> None:
-        self.deadline, self.reserve = deadline, reserve
+    def __init__(self, deadline: float, reserve: float, now: Callable[[], float]) -> None:
+        self.deadline, self.reserve, self.now = deadline, reserve, now
         self.times: list[tuple[int, float]] = []
         self.stopped = False
 
     def __call__(self, info: StepState) -> None:
-        now = time.perf_counter()
+        now = self.now()
         self.times.append((info.step, now))
         if not self.stopped and now + self.reserve > self.deadline:
             self.stopped = True
@@ -78,27 +79,29 @@ def _run(config: dict, weights: str, clock: _Clock, device: str | None) -> dict:
 
 
 def train_for_seconds(config: dict, weights: str | Path, seconds: float, work_dir: str | Path, *,
-                      calibrate_steps: int = 30, device: str | None = None) -> dict:
+                      calibrate_steps: int = 30, device: str | None = None,
+                      clock: Callable[[], float] = time.perf_counter) -> dict:
     """Finetune `weights` under `config` for about `seconds` of wall time (start-up included); returns what
-    was done: steps, seconds per step, the two runs' summaries and the path of the last checkpoint."""
-    start = time.perf_counter()
+    was done: steps, seconds per step, the two runs' summaries and the path of the last checkpoint. `clock`
+    is the time source every measurement and the plan use."""
+    start = clock()
     deadline = start + seconds
     work = Path(work_dir)
     big = 10**9
-    calib = _Clock(deadline, _SAVE_S)
+    calib = _Clock(deadline, _SAVE_S, clock)
     cfg1 = sized_config(config, calibrate_steps, work, "calibrate", big)
     cfg1["trainer"]["val_step_interval"] = big  # its one validation comes after the last step, and is timed
     cfg1["lr_scheduler"] = {"type": "WarmupCosine",  # the learning rate rises through the calibration steps
                             "args": {**((config.get("lr_scheduler") or {}).get("args") or {}),
                                      "warmup_steps": calibrate_steps, "total_steps": big}}
     first = _run(cfg1, str(weights), calib, device)
-    after_first = time.perf_counter()
+    after_first = clock()
     per_step = calib.seconds_per_step()
     startup = (calib.times[0][1] - start) if calib.times else after_first - start
     last_step_at = calib.times[-1][1] if calib.times else after_first
     validate_s = after_first - last_step_at  # the final validation and save of the calibration run
     reserve = startup + validate_s + _SAVE_S
-    left = deadline - time.perf_counter() - reserve
+    left = deadline - clock() - reserve
     steps = 0 if per_step is None else max(0, int(left / per_step))
     out = {"calibration": {"steps": first["step"], "seconds_per_step": per_step, "startup_s": round(startup, 1),
                            "validate_and_save_s": round(validate_s, 1), "metrics": first["metrics"]},
@@ -108,13 +111,13 @@ def train_for_seconds(config: dict, weights: str | Path, seconds: float, work_di
     if steps < 1:
         log.info("no time for a sized run after calibration (%.0f s left)", left)
         return {**out, "steps": first["step"], "summary": first, "checkpoint": str(checkpoint),
-                "seconds": round(time.perf_counter() - start, 1)}
+                "seconds": round(clock() - start, 1)}
     log.info("calibration: %.3f s/step, start-up %.1f s, validation+save %.1f s: %d steps in the %.0f s left",
              per_step, startup, validate_s, steps, left)
-    clock = _Clock(deadline, validate_s + _SAVE_S)
+    sized = _Clock(deadline, validate_s + _SAVE_S, clock)
     cfg2 = sized_config(config, steps, work, "sized", max(1, math.ceil(steps / 4)))
-    second = _run(cfg2, str(checkpoint), clock, device)
+    second = _run(cfg2, str(checkpoint), sized, device)
     return {**out, "steps": first["step"] + second["step"], "summary": second,
-            "seconds_per_step": clock.seconds_per_step(), "stopped_early": clock.stopped,
+            "seconds_per_step": sized.seconds_per_step(), "stopped_early": sized.stopped,
             "checkpoint": str(Path(second["run_dir"]) / "checkpoint-latest.pth"),
-            "seconds": round(time.perf_counter() - start, 1)}
+            "seconds": round(clock() - start, 1)}
