@@ -5,6 +5,7 @@ checkout (with weights/) and the folders a call carries.
 
     python scripts/gpu_pack.py build [--python 3.12] [--from CHECKPOINT]   # here: writes .gpupack/
     python3 scripts/gpu_pack.py run --seconds 420                            # there: weights + JSON to $OUT
+    python scripts/gpu_pack.py size                                        # here: still under 64 MiB?
     python scripts/gpu_pack.py join DIR --to FILE                           # here: the weights, when in parts
 
 `build` writes the wheels that machine lacks (for the Python versions named), the word lists the samplers read
@@ -277,6 +278,17 @@ def run(args: argparse.Namespace) -> None:
     print(json.dumps(report, ensure_ascii=False))
 
 
+def size(args: argparse.Namespace) -> None:
+    """What a device call carrying the pack sends now (the checkout may have grown since the build)."""
+    pack = Path(args.pack)
+    tree, packed = tree_bytes(ROOT), dir_bytes(pack) if pack.is_dir() else 0
+    total = tree + packed
+    print(f"checkout {tree / 1e6:.2f} MB + {pack.name} {packed / 1e6:.2f} MB = {total / MIB:.2f} MiB "
+          f"of {args.limit_mib:g} MiB")
+    if total > args.limit_mib * MIB:
+        fail("over the limit: rebuild the pack (`gpu_pack.py build`), which fits the fonts to the room left")
+
+
 def join(args: argparse.Namespace) -> None:
     src = Path(args.dir)
     report = json.loads((src / "gpu_run.json").read_text(encoding="utf-8"))
@@ -316,11 +328,14 @@ def main() -> None:
     r.add_argument("--device", help="cpu, cuda, cuda:N (default: a GPU when there is one)")
     r.add_argument("--calibrate-steps", type=int, default=30)
     r.add_argument("--keep-s", type=float, default=20.0, help="seconds kept for writing the results")
+    z = sub.add_parser("size", help="check what a call carrying the pack would send (here)")
+    z.add_argument("--pack", default=str(ROOT / ".gpupack"))
+    z.add_argument("--limit-mib", type=float, default=64.0)
     j = sub.add_parser("join", help="put the weights that came back in parts together (here)")
     j.add_argument("dir")
     j.add_argument("--to", required=True)
     args = parser.parse_args()
-    {"build": build, "run": run, "join": join}[args.cmd](args)
+    {"build": build, "run": run, "size": size, "join": join}[args.cmd](args)
 
 
 if __name__ == "__main__":
