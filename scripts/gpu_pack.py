@@ -77,68 +77,10 @@ def download_wheels(dest: Path, pythons: list[str]) -> None:
             fail(f"pip found no wheels of {' '.join(pins)} for Python {py}; name another --python")
 
 
-def face_rounds(charset_keys: str, max_latin: int | None, max_cjk: int | None) -> list[list[tuple[str, str]]]:
-    """Rounds of (face, folder) to cut: the held-out CJK design (validation draws in it), one face of each
-    Latin family, one face of each training CJK design, then the next face of each design and family; at most
-    `max_latin` Latin families and `max_cjk` training CJK designs (None: all), the first by name."""
-    from masterocr.data.synth.cjkfonts import HELDOUT_CJK_DESIGN, find_cjk_fonts
-    from masterocr.data.synth.families import group_by_family, select_fonts
-    from masterocr.data.synth.fonts import font_name
-    from masterocr.data.synth.subset import face_file
-
-    def regular_first(faces: list[str]) -> list[str]:
-        one = {}
-        for face in faces:  # a variable face's weights are one file
-            one.setdefault(face_file(face), face)
-        return sorted(one.values(), key=lambda f: (font_name(face_file(f)[0])[1].lower() != "regular", f))
-
-    cjk = {d: regular_first(f) for d, f in find_cjk_fonts().items()}
-    latin = [regular_first(f) for f in group_by_family(select_fonts(None, "all", charset_keys=charset_keys)).values()]
-    if HELDOUT_CJK_DESIGN not in cjk:
-        fail(f"no {HELDOUT_CJK_DESIGN} face here (validation draws in it): install fonts-lxgw-wenkai")
-    train = [faces for d, faces in cjk.items() if d != HELDOUT_CJK_DESIGN][:max_cjk]
-    latin = latin[:max_latin]
-    rounds = [[(cjk[HELDOUT_CJK_DESIGN][0], "cjk")], [(faces[0], "latin") for faces in latin]]
-    for depth in range(max(map(len, [*train, *latin]))):
-        rounds.append([(faces[depth], "cjk") for faces in train if depth < len(faces)])
-        rounds.append([(faces[depth], "latin") for faces in latin if depth and depth < len(faces)])
-    return [r for r in rounds if r]
-
-
-def add_fonts(pack: Path, charset, budget: int, max_latin: int | None, max_cjk: int | None) -> dict:
-    """Cut faces into pack/fonts round by round (`face_rounds`) while they fit in `budget` bytes; within a
-    round the smallest cuts go first, so that as many designs as possible fit."""
-    from masterocr.data.synth.linetext import is_cjk
-    from masterocr.data.synth.subset import drawable_chars, subset_face
-
-    chars = drawable_chars(charset)
-    latin_chars = "".join(c for c in chars if not is_cjk(c))
-    used, kept, skipped = 0, [], []
-    rounds = face_rounds(charset.keys, max_latin, max_cjk)
-    round_one = rounds[0][0][0]
-    for round_ in rounds:
-        cut = []
-        for face, kind in round_:
-            folder = pack / "fonts" / kind
-            folder.mkdir(parents=True, exist_ok=True)
-            cut.append((face, subset_face(face, chars if kind == "cjk" else latin_chars, folder)))
-        for face, out in sorted(cut, key=lambda c: c[1].stat().st_size):
-            size = out.stat().st_size
-            if used + size > budget:
-                out.unlink()
-                skipped.append(face)
-                continue
-            used += size
-            kept.append({"face": face, "file": str(out.relative_to(pack)), "bytes": size})
-    if sum(k["file"].startswith("fonts/cjk/") for k in kept) < 2 or kept[0]["face"] != round_one:
-        fail(f"only {budget / MIB:.1f} MiB are left for fonts: the held-out CJK face and a training one do not "
-             "both fit; carry less (--from) or shrink the checkout")
-    return {"faces": kept, "left_out": skipped}
-
-
 def build(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     from masterocr.data.synth.linetext import word_list_reads
+    from masterocr.data.synth.subset import cut_fonts
     from masterocr.data.synth.wordlists import export_wordlists
     from masterocr.train.config import charset_from_config, load_config
 
@@ -163,7 +105,7 @@ def build(args: argparse.Namespace) -> None:
     limit = int(args.limit_mib * MIB)
     tree = tree_bytes(ROOT) if args.tree_mib is None else int(args.tree_mib * MIB)
     budget = limit - tree - dir_bytes(pack) - int(args.reserve_mib * MIB)
-    manifest["fonts"] = add_fonts(pack, charset, budget, args.max_latin, args.max_cjk)
+    manifest["fonts"] = cut_fonts(pack, charset, budget, args.max_latin, args.max_cjk)
     (pack / "pack.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     parts = {"checkout (tracked + untracked files)": tree, "wheels": dir_bytes(pack / "wheels"),
              "word lists": (pack / "wordlists.json.gz").stat().st_size, "fonts": dir_bytes(pack / "fonts"),
@@ -335,7 +277,13 @@ def main() -> None:
     j.add_argument("dir")
     j.add_argument("--to", required=True)
     args = parser.parse_args()
-    {"build": build, "run": run, "size": size, "join": join}[args.cmd](args)
+    try:
+        {"build": build, "run": run, "size": size, "join": join}[args.cmd](args)
+    except Exception as exc:
+        errors = sys.modules.get("masterocr.errors")  # imported once the wheels are in place
+        if errors is not None and isinstance(exc, errors.UserError):
+            fail(str(exc))
+        raise
 
 
 if __name__ == "__main__":
