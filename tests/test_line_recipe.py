@@ -94,3 +94,22 @@ def test_uniform_hanzi_draws_go_to_the_under_seen():
     per1 = sum(c in level1 for c in drawn) / len(level1)
     per2 = sum(c in level2 for c in drawn) / len(level2)
     assert 2.0 < per1 / max(per2, 1e-9) < 4.5  # level 1 weighted 3 to 1
+
+
+def test_batch_norm_statistics_leave_the_padding_out():
+    """A padded batch's training statistics equal those of its valid columns laid side by side."""
+    from masterocr.model.backbone import MaskedBatchNorm2d, column_mask
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4, 12) * 3 + 1
+    widths = torch.tensor([12, 5])
+    x[1, :, :, 5:] = 100.0  # what the padding computes must not matter
+    masked, plain = MaskedBatchNorm2d(5).train(), torch.nn.BatchNorm2d(5).train()
+    out = masked(x, column_mask(widths, 12))
+    valid = torch.cat([x[0, :, :, :12], x[1, :, :, :5]], -1)[None]
+    ref = plain(valid)
+    assert torch.allclose(masked.running_mean, plain.running_mean, atol=1e-5)
+    assert torch.allclose(masked.running_var, plain.running_var, atol=1e-4)
+    assert torch.allclose(torch.cat([out[0, :, :, :12], out[1, :, :, :5]], -1)[None], ref, atol=1e-4)
+    assert torch.equal(masked.eval()(x), torch.nn.functional.batch_norm(
+        x, masked.running_mean, masked.running_var, masked.weight, masked.bias, False, 0.0, masked.eps))
