@@ -4,7 +4,7 @@
 prices and CJK punctuation), "latin" (English, 50%, or French, German, Spanish, Italian, Portuguese, Polish,
 Czech, Dutch sentences with numbers and prices) or "mixed" (Chinese with a Latin word every few words).
 Words come from wordfreq's lists (its "zh" list is already segmented into words: jieba is not needed),
-weighted by frequency**0.35 as for the word crops.
+weighted by frequency**0.35 as for the word crops, or from an exported prefix of them (`wordlists`).
 
 Lengths: a target length is drawn per line from four buckets, 1-25 (35%), 26-50 (30%), 51-100 (25%) and
 101-max_len (10%); words are added until the target is reached. Rare hanzi: in `UNIFORM_SHARE` (30%) of the
@@ -25,11 +25,14 @@ import functools
 import itertools
 import random
 from collections import Counter
+from collections.abc import Callable
 
 from masterocr.charset import Charset
+from masterocr.data.synth import wordlists
 from masterocr.data.synth.text import FREQ_EXPONENT, TextSampler
+from masterocr.data.synth.text import word_list_reads as word_list_reads_latin
 
-__all__ = ["KINDS", "LENGTH_BUCKETS", "LineTextSampler", "gb2312_hanzi", "is_cjk"]
+__all__ = ["KINDS", "LENGTH_BUCKETS", "LineTextSampler", "gb2312_hanzi", "is_cjk", "word_list_reads"]
 
 KINDS = ("latin", "zh", "mixed")
 LENGTH_BUCKETS = ((1, 25, 0.35), (26, 50, 0.30), (51, 100, 0.25), (101, None, 0.10))
@@ -50,23 +53,26 @@ def is_cjk(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
-@functools.lru_cache(maxsize=4)
-def _zh_words(keys: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    """Chinese words of wordfreq's list whose characters the charset has, with cumulative weights."""
-    import wordfreq
-
+def _zh_keep(keys: str) -> Callable[[str], bool]:
+    """The Chinese words a charset can spell: hanzi only, each in the charset."""
     allowed = frozenset(keys)
-    words: list[str] = []
-    weights: list[float] = []
-    for centibel, bucket in enumerate(wordfreq.get_frequency_list("zh")):
-        w = 10.0 ** (-centibel / 100.0 * FREQ_EXPONENT)
-        for word in bucket:
-            if all(is_cjk(c) and c in allowed for c in word):
-                words.append(word)
-                weights.append(w)
-        if len(words) >= _ZH_WORDS:
-            break
-    return tuple(words), tuple(itertools.accumulate(weights))
+    return lambda word: all(is_cjk(c) and c in allowed for c in word)
+
+
+def word_list_reads(charset: Charset) -> dict[str, list[tuple[int, Callable[[str], bool]]]]:
+    """What `LineTextSampler` reads of each frequency list for `charset` (`wordlists.export_wordlists`)."""
+    reads = word_list_reads_latin(LATIN_LANGS)
+    if any(is_cjk(c) for c in charset.keys):
+        reads["zh"] = [(_ZH_WORDS, _zh_keep(charset.keys))]
+    return reads
+
+
+@functools.lru_cache(maxsize=4)
+def _zh_words(keys: str, src: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Chinese words of the frequency list whose characters the charset has, with cumulative weights."""
+    top = wordlists.top_words("zh", _ZH_WORDS, _zh_keep(keys), src)
+    weights = [10.0 ** (-i / 100.0 * FREQ_EXPONENT) for i in top.bins]
+    return top.words, tuple(itertools.accumulate(weights))
 
 
 class LineTextSampler:
@@ -79,7 +85,7 @@ class LineTextSampler:
         self.words = TextSampler(charset, max_len=25, languages=LATIN_LANGS)
         self.hanzi = "".join(c for c in charset.keys if is_cjk(c))
         self.set_views({})
-        self.zh = _zh_words(charset.keys) if self.hanzi else ((), ())
+        self.zh = _zh_words(charset.keys, wordlists.source()) if self.hanzi else ((), ())
         self.zh_punct = "".join(c for c in _ZH_PUNCT if c in self.allowed or charset.clean(c) in self.allowed)
         self.dropped: Counter[str] = Counter()
 
