@@ -9,6 +9,9 @@ from PIL import Image
 # a box within this angle of the page's axes is cut as an axis-aligned rectangle (no resampling)
 STRAIGHT_DEG = 1.0
 TALL = 1.5  # a crop this many times taller than wide holds a rotated horizontal line (turned upright)
+# a word space is a quarter to a third of an em; letters inside a word sit closer than a quarter of the ink's height
+# (ascender to descender, about an em)
+WORD_GAP = 0.25
 MAX_CROP_PIXELS = 8_000_000  # one line crop of a 40-Mpixel page is never larger than its box; this caps a warp
 
 
@@ -58,43 +61,45 @@ def crop_quad(image: Image.Image, quad: np.ndarray, horizontal: bool = True) -> 
     return crop
 
 
-def ink_columns(crop: Image.Image) -> np.ndarray:
-    """Per column, whether it holds ink: darker than the crop's midpoint between paper and ink."""
+def ink(crop: Image.Image) -> np.ndarray:
+    """Per pixel, whether it is ink: darker than the midpoint between the crop's paper and ink (lighter, when
+    the text is light on a dark ground); all False for a crop without contrast."""
     a = np.asarray(crop.convert("L"), dtype=np.float32)
     lo, hi = np.percentile(a, 2), np.percentile(a, 98)
-    if hi - lo < 24:  # no contrast: a blank crop
-        return np.zeros(a.shape[1], dtype=bool)
+    if hi - lo < 24:
+        return np.zeros(a.shape, dtype=bool)
     dark = a < (lo + hi) / 2
-    if (dark.mean() > 0.5):  # light text on a dark ground
-        dark = ~dark
-    return dark.any(axis=0)
+    return ~dark if dark.mean() > 0.5 else dark
 
 
 def gaps(crop: Image.Image, min_gap: float) -> list[tuple[int, int]]:
-    """Column spans (start, end) without ink, at least `min_gap` px wide, between the first and last ink."""
-    ink = ink_columns(crop)
-    cols = np.flatnonzero(ink)
+    """Column spans (start, end) without ink, at least `min_gap` x the ink's height wide, between the first and
+    last ink."""
+    mask = ink(crop)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if len(cols) == 0:
         return []
+    least = min_gap * (rows[-1] - rows[0] + 1)
+    inked = mask.any(axis=0)
     out, start = [], None
     for x in range(int(cols[0]), int(cols[-1]) + 1):
-        if not ink[x] and start is None:
+        if not inked[x] and start is None:
             start = x
-        elif ink[x] and start is not None:
-            if x - start >= min_gap:
+        elif inked[x] and start is not None:
+            if x - start >= least:
                 out.append((start, x))
             start = None
     return out
 
 
-def split_line(crop: Image.Image, max_ratio: float | None, word_gap: float = 0.25) -> list[Image.Image]:
-    """Cut a line crop at word gaps (blank columns >= word_gap x its height): with `max_ratio` None at every
+def split_line(crop: Image.Image, max_ratio: float | None, word_gap: float = WORD_GAP) -> list[Image.Image]:
+    """Cut a line crop at word gaps (blank columns >= word_gap x the ink's height): with `max_ratio` None at every
     gap (one piece per word); otherwise into the fewest pieces no wider than max_ratio x the height, each cut
     at the gap nearest the limit. A piece never splits a word; a single word wider than the limit stays whole."""
     h = crop.height
     if max_ratio is not None and crop.width <= max_ratio * h:
         return [crop]
-    cuts = [(a + b) // 2 for a, b in gaps(crop, word_gap * h)]
+    cuts = [(a + b) // 2 for a, b in gaps(crop, word_gap)]
     edges = [0] + cuts if max_ratio is None else _fewest_pieces(cuts, crop.width, max_ratio * h)
     edges.append(crop.width)
     pieces = [crop.crop((a, 0, b, h)) for a, b in zip(edges, edges[1:]) if b - a >= 2]

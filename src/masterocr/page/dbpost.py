@@ -75,6 +75,11 @@ def connected_regions(mask: np.ndarray, prob: np.ndarray) -> list[Region]:
     return regions
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """z of the cross product of 2-D vectors (rows)."""
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
 def convex_hull(points: np.ndarray) -> np.ndarray:
     """Convex hull of (n, 2) points, counter-clockwise (Andrew's monotone chain)."""
     pts = np.unique(points.astype(np.float64), axis=0)
@@ -84,7 +89,7 @@ def convex_hull(points: np.ndarray) -> np.ndarray:
     def half(seq: np.ndarray) -> list:
         out: list = []
         for p in seq:
-            while len(out) >= 2 and np.cross(out[-1] - out[-2], p - out[-2]) <= 0:
+            while len(out) >= 2 and _cross(out[-1] - out[-2], p - out[-2]) <= 0:
                 out.pop()
             out.append(p)
         return out
@@ -117,7 +122,7 @@ def unclip(quad: np.ndarray, ratio: float = UNCLIP_RATIO) -> np.ndarray | None:
     """Grow a polygon by A * ratio / L (the paper's D'); None when it vanishes."""
     import pyclipper
 
-    area = abs(float(np.cross(quad, np.roll(quad, -1, axis=0)).sum())) / 2
+    area = abs(float(_cross(quad, np.roll(quad, -1, axis=0)).sum())) / 2
     length = float(np.linalg.norm(quad - np.roll(quad, -1, axis=0), axis=1).sum())
     if length == 0:
         return None

@@ -13,7 +13,7 @@ from PIL import Image
 from masterocr.data.images import load_image
 from masterocr.errors import UserError
 from masterocr.page.boxes import load_boxes, tesseract_lines
-from masterocr.page.crops import crop_quad, split_line
+from masterocr.page.crops import TALL, crop_quad, split_line
 from masterocr.page.detector import DEFAULT_DETECTOR, MAX_SIDE, DBDetector
 from masterocr.page.order import reading_order
 from masterocr.page.pdf import DPI, is_pdf, parse_pages, render_pages
@@ -74,6 +74,15 @@ def _join(preds: list) -> tuple[str, float, list[float]]:
     return text, round(weighted / weight, 6) if weight else 0.0, scores
 
 
+def _upright(bounds: list[list[float]], width: int) -> list[list[float]]:
+    """Line bounds in the frame of the text: when most lines are tall (a page turned a quarter clockwise, its
+    crops turned back by crops.crop_quad), the page's x runs down the text and its first line is on the right."""
+    tall = sum(1 for x0, y0, x1, y1 in bounds if (y1 - y0) > TALL * (x1 - x0))
+    if not bounds or 2 * tall <= len(bounds):
+        return bounds
+    return [[y0, width - x1, y1, width - x0] for x0, y0, x1, y1 in bounds]
+
+
 class PageReader:
     """Reads whole pages: `read(path)` for an image or PDF file, `read_image(image)` for one page.
 
@@ -83,7 +92,7 @@ class PageReader:
 
     def __init__(self, detector: str = DEFAULT_DETECTOR, model: str = "line", recognizer=None,
                  threads: int | None = None, max_side: int = MAX_SIDE, batch_size: int = 16,
-                 tesseract_lang: str = "eng") -> None:
+                 tesseract_lang: str = "eng", piece_ratio: float = PIECE_RATIO) -> None:
         if detector != "tesseract":
             self.detector = DBDetector(detector, threads=threads, max_side=max_side)
         self.detector_name = detector
@@ -93,7 +102,8 @@ class PageReader:
 
             recognizer = load_recognizer(model=model, backend="auto", threads=threads)
         self.recognizer = recognizer
-        self.by_words = not recognizer.cfg.variable_width  # a fixed-width word model reads words
+        # a fixed-width word model reads one word at a time; a line model pieces of at most piece_ratio x height
+        self.piece_ratio = None if not recognizer.cfg.variable_width else piece_ratio
         self.batch_size = batch_size
 
     def detect(self, image: Image.Image) -> list[np.ndarray]:
@@ -116,7 +126,7 @@ class PageReader:
             crop = crop_quad(page, quad)
             if crop is None:
                 continue
-            pieces = split_line(crop, None if self.by_words else PIECE_RATIO)
+            pieces = split_line(crop, self.piece_ratio)
             crops += pieces
             owners += [i] * len(pieces)
         preds = self.recognizer.predict(crops, batch_size=self.batch_size) if crops else []
@@ -131,7 +141,7 @@ class PageReader:
             q = np.asarray(quads[i], dtype=np.float64)
             lines.append(PageLine([[round(float(x), 1), round(float(y), 1)] for x, y in q], text, score, char_scores))
             bounds.append([q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()])
-        ordered = [lines[k] for k in reading_order(bounds)]
+        ordered = [lines[k] for k in reading_order(_upright(bounds, page.width))]
         return PageResult(name, page.width, page.height, ordered, time.perf_counter() - start, page)
 
     def read(self, path: str | Path, pages: str | None = None, boxes: str | Path | None = None,
