@@ -152,7 +152,7 @@ class PageReader:
         if not is_pdf(path):
             if pages is not None:
                 raise UserError(f"{path}: --pages applies to PDFs; this is an image")
-            return [self.read_image(path, path.stem, given)]
+            return [self.read_image(load_image(path), path.stem, given)]
         out = []
         for number, image in render_pages(path, parse_pages(pages), dpi):
             if given is not None and out:
