@@ -43,6 +43,11 @@ def load_pages(pages_dir: Path) -> list[tuple[dict, Path]]:
     return out
 
 
+def _corners(box: list[float]) -> list[list[float]]:
+    x0, y0, x1, y1 = box
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+
 def make_engine(name: str, threads: int):
     """A function (PIL page, gt) -> [{"polygon", "text"}] in the engine's reading order."""
     import numpy as np
@@ -55,7 +60,8 @@ def make_engine(name: str, threads: int):
         def ours(page, gt):
             boxes = None
             if name == "ours-gt":  # every line, the don't-care ones too, as a detector would find them
-                boxes = [np.asarray(line["polygon"], dtype=float) for line in gt["lines"]]
+                boxes = [np.asarray(line["polygon"] if "polygon" in line else _corners(line["box"]), dtype=float)
+                         for line in gt["lines"]]
             return [{"polygon": ln.polygon, "text": ln.text} for ln in reader.read_image(page, boxes=boxes).lines]
         return ours
     if name == "rapidocr-1.4.4":

@@ -181,3 +181,17 @@ def test_read_page_from_python(tmp_path):
     assert result.name == "one" and len(result.lines) == 1
     with pytest.raises(UserError, match="--pages applies to PDFs"):
         masterocr.read_page(tmp_path / "one.png", pages="1", threads=1)
+
+
+@pytest.mark.skipif(__import__("shutil").which("tesseract") is None, reason="tesseract not on PATH")
+def test_tesseract_layout_as_the_detector():
+    from masterocr.page import PageReader
+
+    page, truth = text_page()
+    reader = PageReader(detector="tesseract", threads=1)
+    result = reader.read_image(page)
+    assert len(result.lines) == 3
+    for line, (_, box) in zip(result.lines, truth):
+        xs, ys = [p[0] for p in line.polygon], [p[1] for p in line.polygon]
+        assert abs(min(xs) - box[0]) <= 4 and abs(min(ys) - box[1]) <= 6
+    assert cer(result.text, "\n".join(LINES)) < 0.2

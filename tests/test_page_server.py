@@ -39,7 +39,7 @@ def word_recognizer() -> Recognizer:
 
 @pytest.fixture(scope="module")
 def client():
-    with TestClient(create_app(word_recognizer(), max_pixels=4_000_000)) as c:
+    with TestClient(create_app(word_recognizer(), max_pixels=4_000_000, request_timeout_s=300)) as c:
         yield c
 
 
@@ -106,8 +106,8 @@ def test_browser_drops_a_page_and_sees_boxes_text_and_char_scores(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(word_recognizer()), host="127.0.0.1", port=port,
-                                        log_level="warning"))
+    app = create_app(word_recognizer(), request_timeout_s=300)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     end = time.monotonic() + 20
