@@ -137,8 +137,9 @@ def run_engine(name: str, pages, out: Path, threads: int) -> None:
         timing[gt["image"]] = time.perf_counter() - start
         stem = Path(gt["image"]).stem
         (folder / f"{stem}.json").write_text(json.dumps(preds, ensure_ascii=False), encoding="utf-8")
+        # after every page: a run cut short still scores the pages every engine finished
+        (folder / "_timing.json").write_text(json.dumps({"pages": timing}), encoding="utf-8")
         print(f"{name} {stem}: {len(preds)} lines, {timing[gt['image']]:.2f} s", flush=True)
-    (folder / "_timing.json").write_text(json.dumps({"pages": timing}), encoding="utf-8")
 
 
 def score(engines, pages, out: Path) -> dict:
@@ -146,18 +147,23 @@ def score(engines, pages, out: Path) -> dict:
 
     from masterocr.page.score import score_page, summarize
 
+    timings = {name: json.loads((out / name / "_timing.json").read_text())["pages"] for name in engines}
+    done = set.intersection(*(set(t) for t in timings.values()))
+    if len(done) < len(pages):
+        print(f"scoring the {len(done)} of {len(pages)} pages that every engine finished")
     table = {}
     for name in engines:
-        folder = out / name
-        timing = json.loads((folder / "_timing.json").read_text())["pages"]
+        folder, timing = out / name, timings[name]
         for script in ("latin", "zh"):
             rows, secs = [], []
             for gt, _ in pages:
-                if gt.get("script") != script:
+                if gt.get("script") != script or gt["image"] not in done:
                     continue
                 preds = json.loads((folder / f"{Path(gt['image']).stem}.json").read_text(encoding="utf-8"))
                 rows.append(score_page(gt, preds))
                 secs.append(timing[gt["image"]])
+            if not rows:
+                continue
             s = summarize(rows)
             s["s_mean"], s["s_median"] = statistics.mean(secs), statistics.median(secs)
             table[(name, script)] = s

@@ -118,6 +118,8 @@ def test_page_ranges():
     for bad in ("0-2", "3-1", "a"):
         with pytest.raises(UserError, match="--pages"):
             parse_pages(bad)
+    with pytest.raises(UserError, match="picks none of its 3 pages"):
+        selected([(5, 9)], 3, "short.pdf")
     with pytest.raises(UserError, match="2000 pages, over the 100 read at once; pick some with --pages"):
         selected(None, 2000, "manual.pdf")
 

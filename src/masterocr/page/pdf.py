@@ -42,6 +42,8 @@ def selected(ranges: list[tuple[int, int]] | None, count: int, name: str) -> lis
                             f"pick some with --pages 1-{MAX_PAGES}")
         return list(range(1, count + 1))
     pages = sorted({p for lo, hi in ranges for p in range(lo, min(hi, count) + 1)})
+    if not pages:
+        raise UserError(f"{name}: --pages picks none of its {count} pages; pick pages 1-{count}")
     if len(pages) > MAX_PAGES:
         raise UserError(f"{name}: --pages picks {len(pages)} pages, over the {MAX_PAGES} read at once; pick fewer")
     return pages
