@@ -184,6 +184,15 @@ def print_table(table: dict) -> None:
                   f"{100 * s['page_cer_nospace']:.2f} % | {s['s_mean']:.2f} ({s['s_median']:.2f}) |")
 
 
+def print_split(table: dict) -> None:
+    """End-to-end CER split into misread matched lines, missed GT lines and spurious predictions."""
+    print("\n| engine | script | e2e CER | misread (matched lines) | missed lines | spurious lines |")
+    print("|---|---|---|---|---|---|")
+    for (name, sc), s in table.items():
+        print(f"| {name} | {sc} | {100 * s['e2e_cer']:.2f} % | {100 * s['e2e_matched']:.2f} % | "
+              f"{100 * s['e2e_missed']:.2f} % | {100 * s['e2e_spurious']:.2f} % |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pages-dir", type=Path, default=Path("../shared/data/real-pages"))
@@ -217,7 +226,9 @@ def main() -> None:
         for p in running:
             p.wait()
         print(f"started {started}, load average at the end: {os.getloadavg()}")
-    print_table(score(engines, pages, args.out))
+    table = score(engines, pages, args.out)
+    print_table(table)
+    print_split(table)
     if args.check:
         evaluator = args.pages_dir / "page_eval.py"
         for name in engines:

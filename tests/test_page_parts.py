@@ -145,6 +145,7 @@ def test_score_definitions():
     s = summarize([score_page(gt, preds)])
     assert (s["det_P"], s["det_R"]) == (0.5, 0.5)  # the ignored line's prediction counts neither way
     assert s["e2e_cer"] == pytest.approx((1 + 6 + 4) / 17)
+    assert (s["e2e_matched"], s["e2e_missed"], s["e2e_spurious"]) == pytest.approx((1 / 17, 6 / 17, 4 / 17))
     assert s["page_cer"] == pytest.approx(_lev("hello world second", "hello wor1d junk") / 18)
 
 

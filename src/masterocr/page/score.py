@@ -69,9 +69,12 @@ def score_page(gt: dict, preds: list[dict]) -> dict[str, int]:
     spurious = [j for j in range(len(P)) if j not in p2g and j not in dropped]
     out = {"pages": 1, "gt_lines": len(G), "pred_lines": len(P) - len(dropped), "tp": len(g2p)}
     for tag, f in (("", lambda s: s), ("_nospace", lambda s: re.sub(r"\s+", "", s))):
-        ed = sum(Levenshtein.distance(f(G[i][1]), f(P[j][1])) for i, j in g2p.items())
-        ed += sum(len(f(G[i][1])) for i in range(len(G)) if i not in g2p)
-        ed += sum(len(f(P[j][1])) for j in spurious)
+        matched = sum(Levenshtein.distance(f(G[i][1]), f(P[j][1])) for i, j in g2p.items())
+        missed = sum(len(f(G[i][1])) for i in range(len(G)) if i not in g2p)
+        extra = sum(len(f(P[j][1])) for j in spurious)
+        ed = matched + missed + extra
+        if not tag:  # where the end-to-end errors come from: misread matched lines, missed lines, spurious ones
+            out |= {"ed_matched": matched, "ed_missed": missed, "ed_spurious": extra}
         gt_text = f(" ".join(g[1] for g in G))
         pred_text = f(" ".join(P[j][1] for j in range(len(P)) if j not in dropped and P[j][1]))
         out |= {"e2e_ed" + tag: ed, "gt_chars" + tag: sum(len(f(g[1])) for g in G),
@@ -91,6 +94,8 @@ def summarize(rows: Iterable[dict[str, int]]) -> dict[str, float]:
     r = s["tp"] / s["gt_lines"] if s["gt_lines"] else 0.0
     out = {"pages": s["pages"], "gt_lines": s["gt_lines"], "pred_lines": s["pred_lines"], "det_P": p, "det_R": r,
            "det_F1": 2 * p * r / (p + r) if p + r else 0.0}
+    for part in ("matched", "missed", "spurious"):
+        out[f"e2e_{part}"] = s[f"ed_{part}"] / max(s["gt_chars"], 1)
     for tag in ("", "_nospace"):
         out["e2e_cer" + tag] = s["e2e_ed" + tag] / max(s["gt_chars" + tag], 1)
         out["page_cer" + tag] = s["page_ed" + tag] / max(s["page_chars" + tag], 1)
