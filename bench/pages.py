@@ -3,10 +3,10 @@
   nice -n 5 python bench/pages.py --pages-dir ../shared/data/real-pages --out runs/pages_bench
 
 Engines (each a process of its own, run side by side with --jobs, one thread each):
-  ours        masterocr page: the PP-OCRv4 DB detector (ONNX from rapidocr-onnxruntime's wheel) + the line model
-  ours-word   the same detector + the word model, word by word
-  ours-gt     masterocr's line reader on the ground-truth boxes (no detection): splits the error between
-              finding lines and reading them
+  ours        the PP-OCRv4 DB detector (ONNX from rapidocr-onnxruntime's wheel) + the line model, in pieces
+  ours-word   the same detector + the word model, word by word (masterocr page's default)
+  ours-gt, ours-word-gt  the same readers on the ground-truth boxes (no detection): they split the error
+              between finding lines and reading them
   rapidocr-1.4.4  rapidocr-onnxruntime 1.4.4's full pipeline (PP-OCRv4 det + cls + rec), library defaults
   rapidocr-3.10.0 rapidocr 3.10.0's full pipeline (PP-OCRv6 small det + cls + rec), library defaults
   tesseract   Tesseract `--psm 3` (eng, chi_sim+eng for Chinese), its TSV words grouped into lines, when on PATH
@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-ENGINES = ("ours", "ours-word", "ours-gt", "rapidocr-1.4.4", "rapidocr-3.10.0", "tesseract")
+ENGINES = ("ours", "ours-word", "ours-gt", "ours-word-gt", "rapidocr-1.4.4", "rapidocr-3.10.0", "tesseract")
 
 
 def load_pages(pages_dir: Path) -> list[tuple[dict, Path]]:
@@ -52,14 +52,14 @@ def make_engine(name: str, threads: int):
     """A function (PIL page, gt) -> [{"polygon", "text"}] in the engine's reading order."""
     import numpy as np
 
-    if name in ("ours", "ours-word", "ours-gt"):
+    if name.startswith("ours"):
         from masterocr.page import PageReader
 
-        reader = PageReader(model="word" if name == "ours-word" else "line", threads=threads)
+        reader = PageReader(model="word" if name.startswith("ours-word") else "line", threads=threads)
 
         def ours(page, gt):
             boxes = None
-            if name == "ours-gt":  # every line, the don't-care ones too, as a detector would find them
+            if name.endswith("-gt"):  # every line, the don't-care ones too, as a detector would find them
                 boxes = [np.asarray(line["polygon"] if "polygon" in line else _corners(line["box"]), dtype=float)
                          for line in gt["lines"]]
             return [{"polygon": ln.polygon, "text": ln.text} for ln in reader.read_image(page, boxes=boxes).lines]

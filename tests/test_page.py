@@ -195,3 +195,15 @@ def test_tesseract_layout_as_the_detector():
         xs, ys = [p[0] for p in line.polygon], [p[1] for p in line.polygon]
         assert abs(min(xs) - box[0]) <= 4 and abs(min(ys) - box[1]) <= 6
     assert cer(result.text, "\n".join(LINES)) < 0.2
+
+
+def test_line_model_reads_the_page_in_pieces():
+    from masterocr.page import PageReader
+
+    reader = PageReader(model="line", threads=1, piece_ratio=6.0)  # short pieces: every line is cut at a gap
+    assert reader.piece_ratio == 6.0
+    page, _ = text_page()
+    result = reader.read_image(page)
+    assert len(result.lines) == 3
+    assert cer(result.text, "\n".join(LINES)) < 0.2, result.text
+    assert all(len(line.char_scores) == len(line.text) for line in result.lines)

@@ -7,6 +7,7 @@ import logging
 
 from masterocr.cli.options import check_out_folder, check_positive
 from masterocr.errors import UserError
+from masterocr.page.reader import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,9 @@ def add_page(sub) -> None:
     p.add_argument("--boxes", help="a JSON file of line boxes to read instead of detecting (one page)")
     p.add_argument("--detector", default="ppocrv4", choices=("ppocrv4", "ppocrv6", "tesseract"),
                    help="line detector (default ppocrv4; tesseract needs the program on PATH)")
-    p.add_argument("--model", default="line", choices=("line", "word"),
-                   help="shipped recognizer: line (default; long lines in pieces) or word (word by word)")
+    p.add_argument("--model", default=DEFAULT_MODEL, choices=("word", "line"),
+                   help=f"shipped recognizer: word (word by word) or line (long lines in pieces); default "
+                        f"{DEFAULT_MODEL}, the one that read synthetic pages better")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
     p.set_defaults(func=cmd_page)
 

@@ -20,6 +20,9 @@ from masterocr.page.pdf import DPI, is_pdf, parse_pages, render_pages
 
 log = logging.getLogger(__name__)
 
+# The shipped recognizer that reads a page's lines, chosen on synthetic pages (docs/pages.md): the word model,
+# word by word, read them with 0.18 % CER where the line model, in pieces, had 2.95 % (bench/synth_pages.py)
+DEFAULT_MODEL = "word"
 MAX_LINES = 1000  # lines read on one page; a page of noise past this keeps its highest-scoring boxes
 # The line model reads up to about 50 characters well and breaks down past that (weights/MODEL_CARD.md,
 # "master_line"); a long line is read in pieces cut at word gaps, each at most this many times its height
@@ -86,11 +89,11 @@ def _upright(bounds: list[list[float]], width: int) -> list[list[float]]:
 class PageReader:
     """Reads whole pages: `read(path)` for an image or PDF file, `read_image(image)` for one page.
 
-    detector: "ppocrv4" (default), "ppocrv6" or "tesseract". model: the shipped recognizer ("line", default,
-    or "word"); `recognizer` passes one already loaded instead. The line model reads long lines in pieces cut
-    at word gaps; the word model reads one word at a time."""
+    detector: "ppocrv4" (default), "ppocrv6" or "tesseract". model: the shipped recognizer ("word", default,
+    or "line"); `recognizer` passes one already loaded instead. The word model reads one word at a time, cut
+    at word gaps; the line model reads long lines in pieces cut there."""
 
-    def __init__(self, detector: str = DEFAULT_DETECTOR, model: str = "line", recognizer=None,
+    def __init__(self, detector: str = DEFAULT_DETECTOR, model: str = DEFAULT_MODEL, recognizer=None,
                  threads: int | None = None, max_side: int = MAX_SIDE, batch_size: int = 16,
                  tesseract_lang: str = "eng", piece_ratio: float = PIECE_RATIO) -> None:
         if detector != "tesseract":

@@ -2,8 +2,8 @@
 
 The route reads its body and image under the recognizer's limits (serve/limits.py: body bytes, pixels from the
 header before decoding, the shared pixel budget), reads one page at a time (a page is seconds of CPU) and gives
-up with 504 past the request timeout. The page reader (detector + line model) is loaded on the first request;
-without the page extra the route answers 501 naming what to install.
+up with 504 past the request timeout. The page reader (detector + the page's default model) is loaded on the
+first request; without the page extra the route answers 501 naming what to install.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from masterocr.serve.limits import RequestError, RequestLimits, read_images
 
 log = logging.getLogger(__name__)
 
-PAGE_MODEL = "line"  # the shipped model that reads the lines of a page
-
 
 class PageService:
     """One PageReader, built on first use, reading one page at a time."""
@@ -40,7 +38,7 @@ class PageService:
             if self._reader is None:
                 from masterocr.page import PageReader
 
-                self._reader = PageReader(model=PAGE_MODEL, threads=self.threads)
+                self._reader = PageReader(threads=self.threads)  # page.reader's default model
             return self._reader
 
     def read(self, name: str, data: bytes, max_pixels: int) -> dict:
