@@ -89,6 +89,13 @@ def test_crop_of_a_rotated_box_matches_the_upright_crop():
     assert np.abs(warped - upright[:, ::-1]).mean() > 2 * np.abs(warped - upright).mean()
 
 
+def test_boxes_past_the_page_are_clamped():
+    page, _ = text_page(["edge"], size=(200, 80), at=(5, 5))
+    crop = crop_quad(page, np.array([[-50, -20], [400, -20], [400, 300], [-50, 300]], dtype=float))
+    assert crop.size == page.size
+    assert crop_quad(page, np.array([[500, 500], [900, 500], [900, 600], [500, 600]], dtype=float)) is None
+
+
 def test_order_quad_and_tall_crops_turn():
     q = order_quad(np.array([[10, 50], [10, 0], [30, 0], [30, 50]]))
     assert q.tolist() == [[10, 0], [30, 0], [30, 50], [10, 50]]

@@ -50,7 +50,11 @@ def crop_quad(image: Image.Image, quad: np.ndarray, horizontal: bool = True) -> 
         width, height = max(2, int(width * scale)), max(2, int(height * scale))
     top = q[1] - q[0]
     if abs(np.degrees(np.arctan2(top[1], top[0]))) <= STRAIGHT_DEG:
-        lo, hi = np.floor(q.min(axis=0)).astype(int), np.ceil(q.max(axis=0)).astype(int)
+        # clamped to the page: a box from a boxes file may reach past it, and PIL would pad with black
+        lo = np.clip(np.floor(q.min(axis=0)), 0, image.size).astype(int)
+        hi = np.clip(np.ceil(q.max(axis=0)), 0, image.size).astype(int)
+        if (hi - lo).min() < 2:
+            return None
         crop = image.crop((int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])))
     else:
         dst = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float64)
