@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("formats",),
     ("data",),
     ("train", "runtime", "export"),
+    ("page",),
     ("serve",),
     ("demo",),
     ("cli",),

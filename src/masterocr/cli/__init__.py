@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from masterocr.cli.page import add_page
 from masterocr.cli.read import add_eval, add_predict, add_test
 from masterocr.cli.tools import add_export, add_lmdb, add_serve, add_synth
 from masterocr.cli.train import add_train
@@ -16,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="masterocr", description="MASTER scene-text recognition")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (add_train, add_predict, add_eval, add_test, add_synth, add_lmdb, add_export, add_serve):
+    for add in (add_train, add_predict, add_eval, add_test, add_synth, add_lmdb, add_export, add_serve, add_page):
         add(sub)
     return parser
 

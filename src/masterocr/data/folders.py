@@ -119,7 +119,11 @@ def check_predict_folders(img_folder: str | Path, output_folder: str | Path) -> 
 def write_json_atomic(path: Path, value: object) -> None:
     """Write `value` as UTF-8 JSON to `path` through a temporary file in the same folder and os.replace, so a
     reader sees the old file or the whole new one; the temporary file is removed whatever goes wrong."""
-    data = json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8")
+    write_bytes_atomic(path, json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` as write_json_atomic does: a temporary file in the same folder, then os.replace."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:

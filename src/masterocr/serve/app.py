@@ -33,6 +33,7 @@ from masterocr.serve.budget import TRIM_PIXELS, PixelBudget, release_memory
 from masterocr.serve.info import model_info
 from masterocr.serve.limits import MiB, RequestError, RequestLimits, check_limits, read_images
 from masterocr.serve.middleware import BodyTimeoutMiddleware
+from masterocr.serve.page import add_page_routes
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,7 @@ def create_app(
     _add_error_handlers(app)
     _add_info_routes(app, info, _index_html())
     _add_recognize_route(app, recognizer, batcher, budget, limits, request_timeout_s)
+    add_page_routes(app, budget, limits, request_timeout_s)
     return app
 
 
