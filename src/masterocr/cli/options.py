@@ -8,6 +8,8 @@ from pathlib import Path
 
 from masterocr.assets import SHIPPED_MODELS
 from masterocr.errors import UserError
+from masterocr.limits import MAX_BATCH, MAX_SAMPLES, MAX_WORKERS
+from masterocr.model.config import INT_RANGES
 from masterocr.train.config import parse_bool
 
 
@@ -21,11 +23,21 @@ def bool_arg(value: str) -> bool:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# the upper bound of each count option (its name as in check_positive) from masterocr.limits; threads are
+# lowered to the CPUs instead (limits.threads), widths bounded as the model's img_w
+UPPER = {"batch_size": MAX_BATCH, "workers": MAX_WORKERS, "count": MAX_SAMPLES, "shard_size": MAX_SAMPLES,
+         "calib_count": MAX_SAMPLES, "width": INT_RANGES["img_w"][1], "max_width": INT_RANGES["img_w"][1]}
+
+
 def check_positive(**flags: int | None) -> None:
-    """UserError naming the first flag (its_name=value, '_' for '-') whose value is set and below 1."""
+    """UserError naming the first flag (its_name=value, '_' for '-') whose value is set and below 1, or above
+    its bound in UPPER."""
     for name, value in flags.items():
+        flag = f"--{name.replace('_', '-')}"
         if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+            raise UserError(f"{flag} must be a positive integer, got {value}")
+        if value is not None and name in UPPER and value > UPPER[name]:
+            raise UserError(f"{flag} must be at most {UPPER[name]}, got {value}")
 
 
 def check_out_folder(flag: str, path: str) -> None:
@@ -46,13 +58,15 @@ def check_in_folder(flag: str, path: str | None) -> None:
 
 
 def positive_int(value: str) -> int:
-    """argparse type of counts that must be at least 1 (batch sizes)."""
+    """argparse type of batch sizes: a whole number from 1 to MAX_BATCH."""
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number > MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_BATCH}, got {number}")
     return number
 
 
@@ -68,7 +82,8 @@ def add_runtime_options(p, default_backend: str = "auto") -> None:
     p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for inference (default: every core); with --backend onnx, batches under 32 "
+                   help="CPU threads for inference (default and most: the CPUs this process may use); with "
+                        "--backend onnx, batches under 32 "
                         "run the decoder steps on one thread whatever this says (faster)")
 
 

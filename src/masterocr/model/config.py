@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from masterocr.charset import MAX_KEYS, NUM_SPECIAL
+
 
 class ConfigError(ValueError):
     """A model option of the wrong type or outside its allowed range; the message names the field."""
@@ -18,7 +20,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 FLOAT_RANGES: dict[str, tuple[float, float]] = {"gca_ratio": (0.001, 1.0), "dropout": (0.0, 1.0)}
 BOOL_FIELDS = ("keep_ratio", "gca_all_blocks", "gca_att_scale", "with_encoder", "share_parameter", "variable_width")
 WIDTH_RANGE, BLOCKS_RANGE = (1, 4096), (0, 32)
-MAX_CLASSES = 100_000
+MAX_CLASSES = MAX_KEYS + NUM_SPECIAL  # the largest charset a config can name, with its special tokens
 
 
 def _is_int(value: object) -> bool:

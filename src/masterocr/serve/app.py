@@ -214,7 +214,7 @@ def create_app(
     its chunks within `chunk_timeout_s` (408 otherwise)."""
     check_limits(max_images_per_request=max_images_per_request, max_pixels=max_pixels,
                  max_pixels_in_flight=max_pixels_in_flight, body_timeout_s=body_timeout_s,
-                 chunk_timeout_s=chunk_timeout_s)
+                 chunk_timeout_s=chunk_timeout_s, max_batch=max_batch, max_wait_ms=max_wait_ms)
     batcher = Batcher(recognizer, max_batch, max_wait_ms, max_queue)
     budget = PixelBudget(max_pixels_in_flight, pixel_wait_s)
     limits = RequestLimits(max_images_per_request, max_request_bytes, max_pixels)
@@ -269,7 +269,8 @@ def serve(
     connections uvicorn answers 503; other keyword arguments go to `create_app`."""
     import uvicorn  # optional extra (serve)
 
-    check_limits(max_connections=max_connections, **kwargs)  # before the model is loaded
+    check_limits(max_connections=max_connections, max_batch=max_batch, max_wait_ms=max_wait_ms, port=port,
+                 **kwargs)  # before the model is loaded
     recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads, model)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
