@@ -40,6 +40,9 @@ def cmd_train(args) -> int:
         from masterocr.train.launch import launch_local
 
         return launch_local(args.nproc, args.argv)
+    from masterocr.devices import parse_device
+
+    parse_device(args.device, flag="-d")  # a malformed or absent device: one line before anything is read
     config = apply_overrides(load_config(args.config), args.set)
     source = f"{args.config} with --set" if args.set else args.config
     if args.local_world_size is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from masterocr.assets import DEFAULT_MODEL, shipped_files, shipped_onnx
+from masterocr.devices import parse_device
 from masterocr.errors import UserError
 from masterocr.formats.onnx_layout import default_onnx_path
 from masterocr.limits import threads as cpu_threads
@@ -64,6 +65,7 @@ def load_recognizer(
 
     `model`: a shipped model by name ("word", the default, or "line"; assets.SHIPPED_MODELS).
     """
+    device = parse_device(device)  # malformed or absent: one line with what is available
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads must be at least 1, got {threads!r}")
     threads = cpu_threads(threads)
