@@ -6,7 +6,6 @@ PAD=0, EOS=1, SOS=2, UNK=3, characters from 4.
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -16,20 +15,13 @@ import torch
 
 from masterocr.errors import UserError
 from masterocr.files import read_text
+from masterocr.text import normalize_text
 
 PAD, EOS, SOS, UNK = 0, 1, 2, 3
 NUM_SPECIAL = 4
 MAX_KEYS = 100_000  # distinct characters of a charset (GB18030's 70,000+ hanzi fit); MAX_CLASSES adds the specials
 MAX_KEYS_BYTES = 4 * MAX_KEYS  # UTF-8 takes at most 4 bytes a character
 SHIPPED = ("zh_latin",)  # charsets under masterocr/charsets/, by name
-
-
-def normalize_text(text: str) -> str:
-    """NFKC-fold text: full-width ASCII to ASCII ("ＡＢ１，" -> "AB1,"), the ideographic space U+3000 to a
-    space, ligatures to their letters ("ﬁ" -> "fi"), "…" to "...". One direction only, compatibility forms to
-    their plain characters: applied to labels before encoding and to predicted text, so neither side ever
-    holds a form the other lacks (the shipped charsets keep only characters NFKC leaves unchanged)."""
-    return unicodedata.normalize("NFKC", text)
 
 
 class Charset:
