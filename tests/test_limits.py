@@ -77,10 +77,10 @@ def test_a_charset_past_the_class_limit_is_refused_where_it_is_made():
     assert len(Charset(_keys(MAX_KEYS) * 2)) == MAX_CLASSES  # duplicates count once
 
 
-def test_a_per_step_schedule_longer_than_max_steps_is_shortened_to_it(caplog):
+def test_a_per_step_schedule_follows_max_steps_unless_its_length_is_set(caplog):
     def rates(spec: dict, max_steps: int | None, steps: int) -> list[float]:
         opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-        sched, per_step = optim.build_scheduler(opt, spec, 2000, max_steps)
+        sched, per_step = optim.build_scheduler(opt, spec, max_steps or 2000, max_steps)
         assert per_step
         out = []
         for _ in range(steps):
@@ -89,13 +89,20 @@ def test_a_per_step_schedule_longer_than_max_steps_is_shortened_to_it(caplog):
             sched.step()
         return out
 
-    spec = {"type": "WarmupCosine", "args": {"warmup_steps": 200, "total_steps": 2000, "min_ratio": 0.01}}
-    with caplog.at_level(logging.INFO):
-        short = rates(spec, 20, 21)
-    assert "2000 steps shortened to trainer.max_steps 20 (warm-up 200 -> 2)" in caplog.text
-    assert short[1] == pytest.approx(1.0) and short[20] == pytest.approx(0.01)  # warmed up, then decayed
-    assert rates(spec, None, 21)[20] == pytest.approx(21 / 200)  # without max_steps: still warming up
-    assert rates({"type": "WarmupCosine", "args": {"warmup_steps": 2}}, 20, 21)[20] == pytest.approx(0.01)
+    follows = rates({"type": "WarmupCosine", "args": {"warmup_steps": 2, "min_ratio": 0.01}}, 20, 21)
+    assert follows[2] == pytest.approx(1.0) and follows[20] == pytest.approx(0.01)  # warmed up, then decayed
+    assert not caplog.records
+    set_length = {"type": "WarmupCosine", "args": {"warmup_steps": 200, "total_steps": 2000, "min_ratio": 0.01}}
+    with caplog.at_level(logging.WARNING):
+        assert rates(set_length, 20, 21)[20] == pytest.approx(21 / 200)  # kept: a run in chunks relies on it
+    assert "total_steps 2000 is longer than trainer.max_steps 20: the run stops mid-schedule" in caplog.text
+
+
+def test_the_finetune_template_lets_max_steps_set_the_schedule():
+    from masterocr.train.config import load_config, run_settings
+
+    settings = run_settings(load_config("configs/finetune_example.json"))
+    assert settings.trainer.lr_scheduler.args.total_steps is None  # follows trainer.max_steps
 
 
 def test_a_run_that_would_make_no_optimizer_step_is_refused_before_it_trains(tmp_path, capsys):

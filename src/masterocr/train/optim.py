@@ -35,15 +35,12 @@ def build_optimizer(model: torch.nn.Module, spec: Any) -> torch.optim.Optimizer:
     return OPTIMIZERS[kind](model.parameters(), **args)
 
 
-def _fit_to_run(kind: str, total: int, warmup: int, max_steps: int | None) -> tuple[int, int]:
-    """(total, warmup) of a per-step schedule, shortened in proportion when trainer.max_steps ends the run before
-    the schedule does (else the rate would stop mid-schedule, e.g. still warming up)."""
-    if not max_steps or total <= max_steps:
-        return total, warmup
-    scaled = round(warmup * max_steps / total)
-    log.info("lr_scheduler %s: %d steps shortened to trainer.max_steps %d (warm-up %d -> %d)",
-             kind, total, max_steps, warmup, scaled)
-    return max_steps, scaled
+def _say_longer(kind: str, total: int, max_steps: int | None) -> None:
+    """One line when trainer.max_steps ends the run before a schedule whose length the config set: the rate
+    stops mid-schedule (wanted for a run trained in chunks and resumed, a surprise otherwise)."""
+    if max_steps and total > max_steps:
+        log.warning("lr_scheduler %s: total_steps %d is longer than trainer.max_steps %d: the run stops "
+                    "mid-schedule; drop total_steps to have the schedule follow max_steps", kind, total, max_steps)
 
 
 def build_scheduler(
@@ -51,8 +48,8 @@ def build_scheduler(
 ) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, bool]:
     """Returns (scheduler, steps_per_batch). StepLR/MultiStepLR advance per epoch like the original;
     `WarmupCosine` (ours: linear warm-up then cosine decay to `min_ratio`) and OneCycleLR advance per step.
-    A per-step schedule follows the run's `total_steps` unless it sets its own length; one longer than
-    `max_steps` (trainer.max_steps) is shortened to it, its warm-up in proportion."""
+    A per-step schedule follows the run's `total_steps` (trainer.max_steps when set) unless it sets its own
+    length; a set length longer than `max_steps` is kept (runs trained in chunks rely on it) and said in one line."""
     kind, args = _given(spec)
     if kind in (None, "", "null", "None"):
         return None, False
@@ -62,11 +59,12 @@ def build_scheduler(
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, **args), False
     if kind == "OneCycleLR":
         if "epochs" not in args:
-            args["total_steps"] = _fit_to_run(kind, args.get("total_steps") or max(1, total_steps), 0, max_steps)[0]
+            args.setdefault("total_steps", max(1, total_steps))
+            _say_longer(kind, args["total_steps"], max_steps)
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, **args), True
     if kind == "WarmupCosine":
-        total, warmup = _fit_to_run(kind, int(args.get("total_steps") or total_steps),
-                                    int(args.get("warmup_steps", 0)), max_steps)
+        total, warmup = int(args.get("total_steps") or total_steps), int(args.get("warmup_steps", 0))
+        _say_longer(kind, total, max_steps)
         floor = float(args.get("min_ratio", 0.01))
 
         def factor(step: int) -> float:

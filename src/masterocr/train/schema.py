@@ -101,8 +101,8 @@ class Trainer(RunFields):
     epochs: IntText(**STEPS) = default(10, "passes over the training set")
     max_len_step: Int(ge=0, le=MAX_STEPS) | None = Field(None, description="cap on batches per epoch (0/null: none)")
     max_steps: Int(ge=0, le=MAX_STEPS) | None = Field(
-        None, description="cap on optimizer steps of the run (0/null: none); a per-step schedule longer than it "
-                          "is shortened to it")
+        None, description="cap on optimizer steps of the run (0/null: none); a per-step schedule without its "
+                          "own total_steps follows it")
     do_validation: Flag = default(True, "validate on val_dataset")
     validation_start_epoch: IntText(ge=0, le=MAX_STEPS) = default(1, "first epoch that validates")
     log_step_interval: IntText(**STEPS) = default(50, "optimizer steps between log lines")
