@@ -141,7 +141,11 @@ def add_serve(sub) -> None:
                    help="seconds to receive a request body (10 s at most per chunk); slower clients get 408 "
                         "(default 30)")
     p.add_argument("--max-connections", type=int, default=128,
-                   help="open connections; beyond them the server answers 503 (default 128)")
+                   help="requests in flight; beyond them the server answers 503 (default 128); idle sockets "
+                        "take no slot")
+    p.add_argument("--header-timeout-s", type=float, default=5.0,
+                   help="seconds a connection has to send its request headers, after it opens or after its last "
+                        "response; then it is closed (default 5)")
     add_runtime_options(p, default_backend="torch")  # the web page shows attention maps
     p.set_defaults(func=cmd_serve)
 
@@ -153,5 +157,6 @@ def cmd_serve(args) -> int:
           max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
           backend=args.backend, threads=args.threads, model=args.model, max_images_per_request=args.max_images,
           max_pixels=args.max_pixels, max_pixels_in_flight=args.max_pixels_in_flight,
-          body_timeout_s=args.body_timeout_s, max_connections=args.max_connections)
+          body_timeout_s=args.body_timeout_s, max_connections=args.max_connections,
+          header_timeout_s=args.header_timeout_s)
     return 0

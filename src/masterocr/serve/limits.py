@@ -64,7 +64,8 @@ class RequestLimits:
 
 def check_limits(max_images_per_request: int = 1, max_pixels: int = 1, max_pixels_in_flight: int = 1,
                  body_timeout_s: float = 1.0, chunk_timeout_s: float = 1.0, max_connections: int | None = None,
-                 max_batch: int = 1, max_wait_ms: float = 0.0, port: int | None = None, **_: Any) -> None:
+                 max_batch: int = 1, max_wait_ms: float = 0.0, port: int | None = None,
+                 header_timeout_s: float = 1.0, **_: Any) -> None:
     """UserError for a serving limit out of its range (masterocr.limits); `serve` calls it before loading the
     model, `create_app` before building the app."""
     for name, value, hi in (("max_images_per_request", max_images_per_request, MAX_IMAGES_PER_REQUEST),
@@ -76,7 +77,8 @@ def check_limits(max_images_per_request: int = 1, max_pixels: int = 1, max_pixel
             raise UserError(f"{name} must be at least 1, got {value}; pass {flag} N")
         if value is not None and value > hi:
             raise UserError(f"{name} must be at most {hi}, got {value}; pass {flag} N")
-    for name, value in (("body_timeout_s", body_timeout_s), ("chunk_timeout_s", chunk_timeout_s)):
+    for name, value in (("body_timeout_s", body_timeout_s), ("chunk_timeout_s", chunk_timeout_s),
+                        ("header_timeout_s", header_timeout_s)):
         if not 0 < value <= MAX_TIMEOUT_S:
             raise UserError(f"{name} must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds, got {value}")
     if not 0 <= max_wait_ms <= MAX_WAIT_MS:
