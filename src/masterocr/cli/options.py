@@ -40,10 +40,19 @@ def check_positive(**flags: int | None) -> None:
             raise UserError(f"{flag} must be at most {UPPER[name]}, got {value}")
 
 
+def check_path_text(flag: str, path: str | None) -> None:
+    """UserError when a path option is given empty (it would silently mean the current folder)."""
+    if path is not None and not path.strip():
+        raise UserError(f"{flag} is empty; pass a path")
+
+
 def check_out_folder(flag: str, path: str) -> None:
-    """UserError when an output folder `path` is an existing file or lies under one (missing folders above it
-    are created by the command)."""
+    """UserError when an output folder `path` is empty, a dangling symlink, an existing file or lies under one
+    (missing folders above it are created by the command)."""
+    check_path_text(flag, path)
     out = Path(path)
+    if out.is_symlink() and not out.exists():
+        raise UserError(f"{flag} {out} is a symlink to nothing; choose a folder path")
     if out.exists() and not out.is_dir():
         raise UserError(f"{flag} {out} is an existing file, not a folder; choose a folder path")
     above = next((p for p in out.absolute().parents if p.exists()), None)
@@ -52,7 +61,8 @@ def check_out_folder(flag: str, path: str) -> None:
 
 
 def check_in_folder(flag: str, path: str | None) -> None:
-    """UserError when an input folder `path` (if given) is missing or not a folder."""
+    """UserError when an input folder `path` (if given) is empty, missing or not a folder."""
+    check_path_text(flag, path)
     if path is not None and not Path(path).is_dir():
         raise UserError(f"{flag} {path} is not a folder; pass an existing folder")
 

@@ -9,6 +9,7 @@ from masterocr.cli.options import (
     add_runtime_options,
     check_in_folder,
     check_out_folder,
+    check_path_text,
     check_positive,
 )
 from masterocr.errors import UserError, require_regular_file
@@ -42,9 +43,13 @@ def check_synth_args(args) -> None:
     if args.max_width is not None and args.max_width < args.height:
         raise UserError(f"--max-width {args.max_width} is narrower than --height {args.height}; a line needs room")
     check_out_folder("--out", args.out)
+    check_path_text("--charset", args.charset)
     for font in args.fonts or []:
+        check_path_text("--fonts", font)
         if not Path(font).exists():
             raise UserError(f"--fonts {font} does not exist; pass font folders or font files")
+        if not Path(font).is_dir():  # a font file: regular (a FIFO or device would block or stream forever)
+            require_regular_file(font, "--fonts", "pass font folders or font files")
 
 
 def cmd_synth(args) -> int:

@@ -41,8 +41,13 @@ def cmd_train(args) -> int:
 
         return launch_local(args.nproc, args.argv)
     from masterocr.devices import parse_device
+    from masterocr.limits import MAX_WORKERS, check_count
 
     parse_device(args.device, flag="-d")  # a malformed or absent device: one line before anything is read
+    if args.nproc is not None:
+        check_count("--nproc", args.nproc, 1, MAX_WORKERS, fix="processes to launch on this machine")
+    if args.resume is not None and not args.resume.strip():
+        raise UserError("-r is empty; pass a checkpoint .pth or a run folder")
     config = apply_overrides(load_config(args.config), args.set)
     source = f"{args.config} with --set" if args.set else args.config
     if args.local_world_size is not None:

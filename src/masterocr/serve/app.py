@@ -285,7 +285,7 @@ def serve(
     import uvicorn  # optional extra (serve)
 
     check_limits(max_connections=max_connections, max_batch=max_batch, max_wait_ms=max_wait_ms, port=port,
-                 header_timeout_s=header_timeout_s, **kwargs)  # before the model is loaded
+                 header_timeout_s=header_timeout_s, host=host, **kwargs)  # before the model is loaded
     recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads, model)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import re
+import socket
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,7 @@ class RequestLimits:
 def check_limits(max_images_per_request: int = 1, max_pixels: int = 1, max_pixels_in_flight: int = 1,
                  body_timeout_s: float = 1.0, chunk_timeout_s: float = 1.0, max_connections: int | None = None,
                  max_batch: int = 1, max_wait_ms: float = 0.0, port: int | None = None,
-                 header_timeout_s: float = 1.0, **_: Any) -> None:
+                 header_timeout_s: float = 1.0, host: str | None = None, **_: Any) -> None:
     """UserError for a serving limit out of its range (masterocr.limits); `serve` calls it before loading the
     model, `create_app` before building the app."""
     for name, value, hi in (("max_images_per_request", max_images_per_request, MAX_IMAGES_PER_REQUEST),
@@ -85,6 +86,11 @@ def check_limits(max_images_per_request: int = 1, max_pixels: int = 1, max_pixel
         raise UserError(f"max_wait_ms must be from 0 to {MAX_WAIT_MS:g}, got {max_wait_ms}")
     if port is not None:
         check_count("--port", port, *PORTS, fix="a TCP port (0: any free one)")
+    if host is not None:
+        try:
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise UserError(f"--host {host!r} is not an address of this machine ({exc}); e.g. 127.0.0.1") from None
 
 
 def pixel_count(data: bytes) -> int | None:
