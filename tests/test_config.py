@@ -22,7 +22,8 @@ ORIGINAL_MODEL_ARCH = {
 
 
 def test_original_model_arch_gives_the_paper_config_without_shared_layers():
-    cfg = {"model_arch": ORIGINAL_MODEL_ARCH, "train_dataset": {"args": {"img_w": 160, "img_h": 48}}}
+    cfg = {"model_arch": ORIGINAL_MODEL_ARCH,
+           "train_dataset": {"type": "TextDataset", "args": {"txt_file": "l.txt", "img_w": 160, "img_h": 48}}}
     mc = model_config(cfg)
     assert (mc.d_model, mc.nhead, mc.d_ff, mc.num_decoder_layers, mc.img_h, mc.img_w) == (512, 8, 2048, 3, 48, 160)
     assert mc.share_parameter is False  # the original's missing key became the truthy string 'false'

@@ -116,8 +116,8 @@ CASES: dict[str, tuple[Build, str]] = {
     "blocks_huge": (config(blocks=[1, 1, 1, 10**6]), "blocks[3] is 1000000"),
     "bool_as_string": (config(with_encoder="yes"), "with_encoder is 'yes'; it must be true or false"),
     "unknown_option": (config(d_mdoel=64), "unknown model option(s) ['d_mdoel']"),
-    "charset_too_big": (pth(charset={"keys": "".join(map(chr, range(0x4E00, 0x4E00 + 100_000)))}),
-                        "num_classes is 100004; it must be an integer from 4 to 100000"),
+    "charset_too_big": (pth(charset={"keys": "".join(map(chr, range(0x4E00, 0x4E00 + 100_001)))}),
+                        "the charset has 100,001 distinct characters, over the limit of 100,000"),
     "huge_layers_tiny_file": (config(**HUGE), "weights do not match its model config: tensor"),
     "tensor_wrong_shape": (state(lambda sd: sd.update({"generator.weight": torch.zeros(3, 64)})),
                            "tensor generator.weight has shape [3, 64], its model config needs [99, 64]"),
@@ -154,9 +154,9 @@ def drop(field: str) -> Callable[[dict], object]:
 
 # name -> (model.json content from a good one (bytes: written as is), fragment of the error)
 META_CASES: dict[str, tuple[Callable[[dict], object] | bytes, str]] = {
-    "not_json": (b"{oops", "is not valid UTF-8 JSON"),
-    "not_utf8": (b"\xff\xfe{}", "is not valid UTF-8 JSON"),
-    "empty": (b"", "is not valid UTF-8 JSON"),
+    "not_json": (b"{oops", "is not valid JSON (line 1, column 2)"),
+    "not_utf8": (b"\xff\xfe{}", "is not UTF-8 text (bad byte at offset 0)"),
+    "empty": (b"", "is not valid JSON (line 1, column 1)"),
     "top_level_list": (lambda m: [m], "holds list, not a JSON object"),
     "no_model_config": (drop("model_config"), "lacks the field 'model_config'"),
     "no_charset": (drop("charset"), "lacks the field 'charset'"),

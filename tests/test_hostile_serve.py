@@ -333,7 +333,11 @@ def test_serve_passes_the_limits_to_the_app_and_uvicorn(monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
     assert cli.main(["serve", "--max-connections", "7", "--max-pixels-in-flight", "1234567", "--max-pixels",
                      "1000", "--max-images", "3", "--body-timeout-s", "4"]) == 0
-    assert seen["limit_concurrency"] == 7 and seen["host"] == "127.0.0.1"
+    from masterocr.serve.connections import InFlightLimit
+
+    assert "limit_concurrency" not in seen and seen["host"] == "127.0.0.1"  # idle sockets hold no slot
+    assert seen["http"].__name__ == "IdleClosingProtocol"
+    assert [m.kwargs["limit"] for m in seen["app"].user_middleware if m.cls is InFlightLimit] == [7]
     with TestClient(seen["app"]) as c:
         serving = c.get("/v1/model").json()["serving"]
         assert (serving["max_pixels_in_flight"], serving["max_pixels"], serving["max_images_per_request"],

@@ -15,6 +15,7 @@ PACKAGE = "masterocr"
 # bottom to top; one rank may hold several top-level units, which must not import each other (siblings)
 LAYERS: list[tuple[str, ...]] = [
     ("errors",),
+    ("limits", "files", "devices", "text"),
     ("charset", "metrics", "assets"),
     ("model",),
     ("formats",),

@@ -6,7 +6,6 @@ PAD=0, EOS=1, SOS=2, UNK=3, characters from 4.
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -14,20 +13,15 @@ from pathlib import Path
 
 import torch
 
-from masterocr.errors import UserError, require_regular_file
+from masterocr.errors import UserError
+from masterocr.files import read_text
+from masterocr.text import normalize_text
 
 PAD, EOS, SOS, UNK = 0, 1, 2, 3
 NUM_SPECIAL = 4
-MAX_KEYS_BYTES = 4_000_000  # a keys file larger than this is not a charset (GB18030's 70,000+ hanzi fit)
+MAX_KEYS = 100_000  # distinct characters of a charset (GB18030's 70,000+ hanzi fit); MAX_CLASSES adds the specials
+MAX_KEYS_BYTES = 4 * MAX_KEYS  # UTF-8 takes at most 4 bytes a character
 SHIPPED = ("zh_latin",)  # charsets under masterocr/charsets/, by name
-
-
-def normalize_text(text: str) -> str:
-    """NFKC-fold text: full-width ASCII to ASCII ("ＡＢ１，" -> "AB1,"), the ideographic space U+3000 to a
-    space, ligatures to their letters ("ﬁ" -> "fi"), "…" to "...". One direction only, compatibility forms to
-    their plain characters: applied to labels before encoding and to predicted text, so neither side ever
-    holds a form the other lacks (the shipped charsets keep only characters NFKC leaves unchanged)."""
-    return unicodedata.normalize("NFKC", text)
 
 
 class Charset:
@@ -44,6 +38,9 @@ class Charset:
         seen: dict[str, int] = {}
         for ch in keys:
             seen.setdefault(ch, len(seen))  # duplicates in a keys file are ignored, order kept
+        if len(seen) > MAX_KEYS:
+            raise UserError(f"the charset has {len(seen):,} distinct characters, over the limit of {MAX_KEYS:,}; "
+                            "keep the characters your labels use")
         self.keys = "".join(seen)
         self.case_sensitive = case_sensitive
         self.normalize = normalize
@@ -75,22 +72,8 @@ class Charset:
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> Charset:
         """Read a keys file: one string, one character per symbol (a trailing newline is dropped)."""
-        path = Path(path)
-        require_regular_file(path, "charset file", "pass an existing keys file")
-        try:
-            size = path.stat().st_size
-            if size > MAX_KEYS_BYTES:
-                raise UserError(
-                    f"charset file {path} is {size:,} bytes, over {MAX_KEYS_BYTES:,}: a keys file holds each "
-                    "character once, on one line"
-                )
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise UserError(f"cannot read charset file {path}: {exc.strerror}; pass an existing keys file") from exc
-        try:
-            keys = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise UserError(f"charset file {path} is not UTF-8; re-save it as UTF-8") from exc
+        keys = read_text(path, "charset file", "pass a keys file: a UTF-8 text of the characters, each once",
+                         MAX_KEYS_BYTES)
         keys = keys.rstrip("\r\n")
         return cls(keys, **kwargs)
 

@@ -7,11 +7,12 @@ Scoring only: reading label and prediction files is `masterocr.data.labels` / `m
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from rapidfuzz.distance import Levenshtein
+
+from masterocr.text import normalize_text
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]")
 
@@ -34,6 +35,9 @@ class Counts:
     missing: int = 0
 
     def add(self, pred: str | None, gold: str) -> None:
+        """Count one prediction against its label, both NFKC-folded as training folds labels (normalize_text)."""
+        gold = normalize_text(gold)
+        pred = None if pred is None else normalize_text(pred)
         self.n += 1
         self.len_sum += len(gold)
         if pred is None:  # a missing prediction counts as its whole label
@@ -98,7 +102,7 @@ LENGTH_BUCKETS = ((1, 25), (26, 50), (51, 100), (101, None))
 
 def normalize_line(text: str, spaces: bool = True) -> str:
     """NFKC, then whitespace runs collapsed to one space and stripped (`spaces`), or all whitespace removed."""
-    text = unicodedata.normalize("NFKC", text)
+    text = normalize_text(text)
     return _SPACES.sub(" ", text).strip() if spaces else _SPACES.sub("", text)
 
 

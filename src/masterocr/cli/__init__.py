@@ -22,7 +22,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _safe_streams() -> None:
+    """Print what cannot be encoded (a file name of non-UTF-8 bytes, held as surrogates) as backslash escapes
+    instead of failing with UnicodeEncodeError on the way out of an error message."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _safe_streams()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # `train --nproc` relaunches this same command line under torchrun

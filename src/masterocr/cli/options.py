@@ -8,6 +8,8 @@ from pathlib import Path
 
 from masterocr.assets import SHIPPED_MODELS
 from masterocr.errors import UserError
+from masterocr.limits import MAX_BATCH, MAX_SAMPLES, MAX_WORKERS
+from masterocr.model.config import INT_RANGES
 from masterocr.train.config import parse_bool
 
 
@@ -21,17 +23,36 @@ def bool_arg(value: str) -> bool:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# the upper bound of each count option (its name as in check_positive) from masterocr.limits; threads are
+# lowered to the CPUs instead (limits.threads), widths bounded as the model's img_w
+UPPER = {"batch_size": MAX_BATCH, "workers": MAX_WORKERS, "count": MAX_SAMPLES, "shard_size": MAX_SAMPLES,
+         "calib_count": MAX_SAMPLES, "width": INT_RANGES["img_w"][1], "max_width": INT_RANGES["img_w"][1]}
+
+
 def check_positive(**flags: int | None) -> None:
-    """UserError naming the first flag (its_name=value, '_' for '-') whose value is set and below 1."""
+    """UserError naming the first flag (its_name=value, '_' for '-') whose value is set and below 1, or above
+    its bound in UPPER."""
     for name, value in flags.items():
+        flag = f"--{name.replace('_', '-')}"
         if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+            raise UserError(f"{flag} must be a positive integer, got {value}")
+        if value is not None and name in UPPER and value > UPPER[name]:
+            raise UserError(f"{flag} must be at most {UPPER[name]}, got {value}")
+
+
+def check_path_text(flag: str, path: str | None) -> None:
+    """UserError when a path option is given empty (it would silently mean the current folder)."""
+    if path is not None and not path.strip():
+        raise UserError(f"{flag} is empty; pass a path")
 
 
 def check_out_folder(flag: str, path: str) -> None:
-    """UserError when an output folder `path` is an existing file or lies under one (missing folders above it
-    are created by the command)."""
+    """UserError when an output folder `path` is empty, a dangling symlink, an existing file or lies under one
+    (missing folders above it are created by the command)."""
+    check_path_text(flag, path)
     out = Path(path)
+    if out.is_symlink() and not out.exists():
+        raise UserError(f"{flag} {out} is a symlink to nothing; choose a folder path")
     if out.exists() and not out.is_dir():
         raise UserError(f"{flag} {out} is an existing file, not a folder; choose a folder path")
     above = next((p for p in out.absolute().parents if p.exists()), None)
@@ -40,19 +61,22 @@ def check_out_folder(flag: str, path: str) -> None:
 
 
 def check_in_folder(flag: str, path: str | None) -> None:
-    """UserError when an input folder `path` (if given) is missing or not a folder."""
+    """UserError when an input folder `path` (if given) is empty, missing or not a folder."""
+    check_path_text(flag, path)
     if path is not None and not Path(path).is_dir():
         raise UserError(f"{flag} {path} is not a folder; pass an existing folder")
 
 
 def positive_int(value: str) -> int:
-    """argparse type of counts that must be at least 1 (batch sizes)."""
+    """argparse type of batch sizes: a whole number from 1 to MAX_BATCH."""
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number > MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_BATCH}, got {number}")
     return number
 
 
@@ -68,7 +92,8 @@ def add_runtime_options(p, default_backend: str = "auto") -> None:
     p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for inference (default: every core); with --backend onnx, batches under 32 "
+                   help="CPU threads for inference (default and most: the CPUs this process may use); with "
+                        "--backend onnx, batches under 32 "
                         "run the decoder steps on one thread whatever this says (faster)")
 
 

@@ -13,6 +13,7 @@ from masterocr.cli.options import (
     say_backend,
 )
 from masterocr.errors import UserError
+from masterocr.text import NORMALIZATION
 
 
 def add_predict(sub) -> None:
@@ -59,13 +60,17 @@ def cmd_predict(args) -> int:
     return 0 if ok else 1
 
 
+FOLDED = f"scores compare {NORMALIZATION}-folded labels and predictions, as training does (masterocr.text)"
+
+
 def add_eval(sub) -> None:
     p = sub.add_parser(
         "eval", help="score predict_result.json against a label file",
         description="Score predict_result.json against a label file, matched by file name. A label that is not a "
                     "string, an empty label file, a prediction whose result is neither a string nor null, and a "
                     "file that is not a regular file are refused with the file, line or entry, and the reason "
-                    "(docs/predict.md). Lines end at \\n only: U+2028, form feeds and the like stay in labels.")
+                    "(docs/predict.md). Lines end at \\n, \\r\\n or \\r: U+2028, form feeds and the like stay in "
+                    "labels. Labels and predictions are compared NFKC-folded, as training compares them.")
     p.add_argument("--predict-path", "--predict_path", dest="predict_path", required=True)
     p.add_argument("--label-path", "--label_path", dest="label_path", required=True,
                    help="JSON lines {ImageFile, Label} or txt name<sep>label")
@@ -84,6 +89,7 @@ def cmd_eval(args) -> int:
     else:
         print(format_table([("all", metrics)], ["word_acc", "word_acc_ci", "word_acc_str", "edit_acc",
                                                 "num_labels", "num_missing"]))
+    print(FOLDED, file=sys.stderr)
     return 0
 
 
@@ -111,7 +117,9 @@ def cmd_test(args) -> int:
     rows = evaluate_benchmarks(rec, args.data_root, args.batch_size)
     if args.json:
         print(json.dumps(dict(rows)))
+        print(FOLDED, file=sys.stderr)
         return 0
+    print(FOLDED, file=sys.stderr)
     print("full charset (exact / case-insensitive / edit distance):")
     print(format_table(rows, ["word_acc", "word_acc_ci", "edit_acc", "num_labels"]))
     print("\nSTR benchmark protocol (case-insensitive, alphanumeric only):")

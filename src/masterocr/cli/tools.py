@@ -9,6 +9,7 @@ from masterocr.cli.options import (
     add_runtime_options,
     check_in_folder,
     check_out_folder,
+    check_path_text,
     check_positive,
 )
 from masterocr.errors import UserError, require_regular_file
@@ -42,9 +43,13 @@ def check_synth_args(args) -> None:
     if args.max_width is not None and args.max_width < args.height:
         raise UserError(f"--max-width {args.max_width} is narrower than --height {args.height}; a line needs room")
     check_out_folder("--out", args.out)
+    check_path_text("--charset", args.charset)
     for font in args.fonts or []:
+        check_path_text("--fonts", font)
         if not Path(font).exists():
             raise UserError(f"--fonts {font} does not exist; pass font folders or font files")
+        if not Path(font).is_dir():  # a font file: regular (a FIFO or device would block or stream forever)
+            require_regular_file(font, "--fonts", "pass font folders or font files")
 
 
 def cmd_synth(args) -> int:
@@ -141,7 +146,11 @@ def add_serve(sub) -> None:
                    help="seconds to receive a request body (10 s at most per chunk); slower clients get 408 "
                         "(default 30)")
     p.add_argument("--max-connections", type=int, default=128,
-                   help="open connections; beyond them the server answers 503 (default 128)")
+                   help="requests in flight; beyond them the server answers 503 (default 128); idle sockets "
+                        "take no slot")
+    p.add_argument("--header-timeout-s", type=float, default=5.0,
+                   help="seconds a connection has to send its request headers, after it opens or after its last "
+                        "response; then it is closed (default 5)")
     add_runtime_options(p, default_backend="torch")  # the web page shows attention maps
     p.set_defaults(func=cmd_serve)
 
@@ -153,5 +162,6 @@ def cmd_serve(args) -> int:
           max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
           backend=args.backend, threads=args.threads, model=args.model, max_images_per_request=args.max_images,
           max_pixels=args.max_pixels, max_pixels_in_flight=args.max_pixels_in_flight,
-          body_timeout_s=args.body_timeout_s, max_connections=args.max_connections)
+          body_timeout_s=args.body_timeout_s, max_connections=args.max_connections,
+          header_timeout_s=args.header_timeout_s)
     return 0

@@ -35,21 +35,27 @@ def add_train(sub) -> None:
 def cmd_train(args) -> int:
     from masterocr.train.config import apply_overrides, load_config, run_settings
     from masterocr.train.preflight import check_run, dataset_sizes
-    from masterocr.train.schema import validate_config
 
     if args.nproc and args.nproc > 1 and not args.check:
         from masterocr.train.launch import launch_local
 
         return launch_local(args.nproc, args.argv)
+    from masterocr.devices import parse_device
+    from masterocr.limits import MAX_WORKERS, check_count
+
+    parse_device(args.device, flag="-d")  # a malformed or absent device: one line before anything is read
+    if args.nproc is not None:
+        check_count("--nproc", args.nproc, 1, MAX_WORKERS, fix="processes to launch on this machine")
+    if args.resume is not None and not args.resume.strip():
+        raise UserError("-r is empty; pass a checkpoint .pth or a run folder")
     config = apply_overrides(load_config(args.config), args.set)
     source = f"{args.config} with --set" if args.set else args.config
-    validate_config(config, source, training=True, warn=bool(args.set))  # the file alone was checked on loading
     if args.local_world_size is not None:
         config["local_world_size"] = args.local_world_size
-    finetune = args.finetune if args.finetune is not None else bool(config.get("finetune", False))
+    settings = run_settings(config, source, training=True)  # the one validation of what the run reads
+    finetune = args.finetune if args.finetune is not None else settings.validated.finetune
     if finetune and not args.resume:
         raise UserError("--finetune needs a checkpoint: add -r path/to/checkpoint.pth")
-    settings = run_settings(config)
     params = check_run(settings, source, resume=None if finetune else args.resume,
                        finetune=args.resume if finetune else None)
     if args.check:

@@ -105,7 +105,12 @@ def terminal_safe(text: str) -> str:
 def check_predict_folders(img_folder: str | Path, output_folder: str | Path) -> None:
     """UserError, before any work, when `img_folder` is not a folder or `output_folder` exists and is not one;
     the paths in the message are terminal-safe."""
+    for flag, value in (("--img-folder", img_folder), ("--output-folder", output_folder)):
+        if not str(value).strip():
+            raise UserError(f"{flag} is empty; pass a folder")
     img, out = Path(img_folder), Path(output_folder)
+    if out.is_symlink() and not out.exists():
+        raise UserError(f"output folder {terminal_safe(str(out))} is a symlink to nothing; give a folder")
     if not img.exists():
         raise UserError(f"image folder {terminal_safe(str(img))} does not exist; check --img-folder")
     if not img.is_dir():

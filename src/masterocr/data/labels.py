@@ -1,9 +1,9 @@
 """The one reader of label files: the original MASTER's txt format (`ImageFile<split>Label`) and JSON lines.
 
 Every reader of labels goes through `parse_line`, so a line means the same thing to training, LMDB building,
-evaluation and the demo. Label files must be UTF-8 (a BOM is stripped, CRLF accepted, blank lines ignored); a
-file that is not UTF-8 raises UserError rather than silently losing lines. Labels are kept exactly as written
-after the first separator (no whitespace stripping: a space can be part of a label); image names are stripped.
+evaluation and the demo. Label files must be UTF-8 (a BOM is stripped, LF, CRLF and CR end lines, blank lines
+ignored); a file that is not UTF-8 raises UserError rather than silently losing lines. Labels are kept exactly as
+written after the first separator (no whitespace stripping: a space can be part of a label); image names are stripped.
 A jsonl line is an object with string "ImageFile" and "Label".
 
 Policy for malformed lines (no separator, bad JSON, empty image name), by purpose:
@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from masterocr.errors import UserError, require_regular_file
+from masterocr.files import MAX_LABEL_BYTES, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +87,11 @@ def read_label_text(path: str | Path) -> str:
     """Text of a UTF-8 label file (BOM stripped); UserError naming the file if missing or not UTF-8."""
     path = Path(path)
     check_regular_file(path, "label file")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read label file {path} ({exc.strerror}); check the path") from exc
+    raw = read_bytes(path, "label file", "check the path", MAX_LABEL_BYTES)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+        line = len(_LINE_END.split(raw[: exc.start].decode("utf-8", "replace")))
         raise UserError(
             f"label file {path} is not UTF-8 (bad byte on line {line}); re-save it as UTF-8"
         ) from exc
@@ -136,11 +135,14 @@ def parse_line(line: str, fmt: str, split: str = ",") -> tuple[str, str]:
     return name, label
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def _lines(text: str):
-    """(1-based line number, line) of the non-blank lines, line endings removed. Only "\n" ends a line (CRLF
-    too): U+2028, U+2029, form feeds, \x85 and \v are part of a label, never line breaks (no str.splitlines)."""
-    for lineno, line in enumerate(text.split("\n"), 1):
-        line = line.removesuffix("\r")
+    """(1-based line number, line) of the non-blank lines, line endings removed. "\n", "\r\n" and a lone "\r"
+    (old Mac files) end a line, mixed in one file too; U+2028, U+2029, form feeds, \x85 and \v are part of a
+    label, never line breaks (no str.splitlines)."""
+    for lineno, line in enumerate(_LINE_END.split(text), 1):
         if line.strip():
             yield lineno, line
 

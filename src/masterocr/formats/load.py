@@ -72,6 +72,8 @@ def model_spec(ckpt: dict) -> tuple[MasterConfig, Charset]:
         cfg = MasterConfig.from_dict(ckpt["model_config"])
         charset = charset_of(ckpt)
         check_num_classes(len(charset))
+    except UserError as exc:  # a charset past the limits: its own message, with the file
+        raise UserError(f"{ckpt['_path']}: {exc}") from None
     except (TypeError, ValueError, KeyError, AttributeError) as exc:  # hand-edited or foreign metadata
         raise UserError(
             f"{ckpt['_path']}: its model_config/charset cannot build a model ({type(exc).__name__}: {exc}); "

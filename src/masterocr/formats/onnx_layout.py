@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from masterocr.assets import shipped_onnx, weights_override
 from masterocr.charset import Charset
 from masterocr.errors import UserError, require_regular_file
+from masterocr.files import read_json
 from masterocr.formats.load import charset_of
 from masterocr.formats.weights import file_sha256
 from masterocr.model import MasterConfig
@@ -51,13 +53,7 @@ def read_meta(folder: str | Path) -> dict:
     for name in LAYOUT_FILES:  # a FIFO would block onnxruntime's reader: refused without opening
         if (folder / name).is_symlink() or (folder / name).exists():
             require_regular_file(folder / name, "model file", "export the model again with `masterocr export`")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise UserError(f"{path} is not valid UTF-8 JSON ({' '.join(str(exc).split())[:200]}); "
-                        "export the model again") from exc
-    except OSError as exc:
-        raise UserError(f"cannot read {path} ({exc.strerror}); export the model again") from exc
+    meta = read_json(path, "model file", "export the model again with `masterocr export`")
     check_meta(meta, path)
     return meta
 
@@ -109,6 +105,39 @@ def write_meta(folder: str | Path, meta: dict) -> None:
 def config_and_charset(meta: dict) -> tuple[MasterConfig, Charset]:
     """The model config and charset a model.json describes."""
     return MasterConfig.from_dict(meta["model_config"]), charset_of(meta)
+
+
+def _dims(session: Any, which: str) -> dict[str, list]:
+    """name -> shape (ints, or names of dynamic axes) of a session's inputs or outputs."""
+    items = session.get_inputs() if which == "inputs" else session.get_outputs()
+    return {item.name: list(item.shape) for item in items}
+
+
+def check_graphs(meta: dict, folder: str | Path, encoder: Any, decoder: Any) -> None:
+    """UserError naming model.json, the field and both values when its model_config or charset disagrees with
+    the shapes of the graphs beside it (onnxruntime sessions): channels, height, width (fixed-width models),
+    decoder layers, heads, head size, memory length and classes. max_len is not in the graphs' shapes: the
+    runtime's loop stops at it."""
+    cfg, charset = config_and_charset(meta)
+    images = _dims(encoder, "inputs").get("images", [])
+    mem_kv = _dims(encoder, "outputs").get("mem_kv", [])
+    logits = _dims(decoder, "outputs").get("logits", [])
+    want = [("model_config.in_channels", cfg.in_channels, images, 1), ("model_config.img_h", cfg.img_h, images, 2),
+            ("model_config.num_decoder_layers", cfg.num_decoder_layers, mem_kv, 0),
+            ("model_config.nhead", cfg.nhead, mem_kv, 3), ("model_config.d_model / nhead", cfg.d_model // cfg.nhead,
+                                                          mem_kv, 5),
+            ("charset (classes, specials included)", len(charset), logits, 1)]
+    if not cfg.variable_width:
+        want += [("model_config.img_w", cfg.img_w, images, 3), ("model_config img_h/8 * img_w/4 (memory)",
+                                                                 cfg.memory_len, mem_kv, 4)]
+    for field, value, shape, axis in want:
+        have = shape[axis] if axis < len(shape) else None
+        if isinstance(have, int) and have != value:
+            raise UserError(f"{Path(folder) / META_FILE}: {field} is {value} but the graphs have {have}; the folder "
+                            "mixes two exports: export the model again with `masterocr export`")
+    if meta.get("num_classes") is not None and meta["num_classes"] != len(charset):
+        raise UserError(f"{Path(folder) / META_FILE}: num_classes is {meta['num_classes']} but the charset has "
+                        f"{len(charset)} classes; export the model again with `masterocr export`")
 
 
 def folder_sha256(folder: str | Path) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from masterocr.charset import MAX_KEYS, NUM_SPECIAL
+
 
 class ConfigError(ValueError):
     """A model option of the wrong type or outside its allowed range; the message names the field."""
@@ -21,7 +23,7 @@ FLOAT_RANGES: dict[str, tuple[float, float]] = {
 DECODE_MODES = ("attention", "ctc", "joint")
 BOOL_FIELDS = ("keep_ratio", "gca_all_blocks", "gca_att_scale", "with_encoder", "share_parameter", "variable_width")
 WIDTH_RANGE, BLOCKS_RANGE = (1, 4096), (0, 32)
-MAX_CLASSES = 100_000
+MAX_CLASSES = MAX_KEYS + NUM_SPECIAL  # the largest charset a config can name, with its special tokens
 
 
 def _is_int(value: object) -> bool:

@@ -30,6 +30,7 @@ from masterocr.data.folders import (
 from masterocr.data.images import ImageError, load_image
 from masterocr.data.transforms import pad_batch, preprocess, preprocess_line
 from masterocr.errors import UserError
+from masterocr.limits import MAX_BATCH, check_count
 from masterocr.model import MasterConfig
 from masterocr.model.backbone import Backbone
 
@@ -145,8 +146,12 @@ class BaseRecognizer(abc.ABC):
     def predict(
         self, images: Iterable | object, batch_size: int = 32, return_attention: bool = False
     ) -> list[Prediction]:
-        """Recognize each image, in input order; an unreadable one gets a Prediction with `error` set and the
-        rest go on."""
+        """Recognize each image, in input order; an unreadable one (a bad path, a NUL in a name, a value that is
+        no image) gets a Prediction with `error` set and the rest go on. A bad `batch_size` or
+        `return_attention` is a UserError saying what to pass."""
+        check_count("batch_size", batch_size, 1, MAX_BATCH, fix="pass the number of images per forward pass")
+        if not isinstance(return_attention, bool):
+            raise UserError(f"return_attention = {return_attention!r}: pass True or False")
         if return_attention and not self.supports_attention:
             raise UserError(f"the {self.backend} backend does not return attention maps; use the torch backend")
         single = not isinstance(images, Sequence) or isinstance(images, (str, bytes, os.PathLike))
@@ -159,6 +164,8 @@ class BaseRecognizer(abc.ABC):
                 index.append(i)
             except (ImageError, UserError) as exc:
                 results[i] = Prediction(None, None, error=str(exc))
+            except (ValueError, TypeError, OSError) as exc:  # e.g. a NUL in a path: this item's error alone
+                results[i] = Prediction(None, None, error=f"{str(item)[:200]!r}: cannot be read ({exc})")
         if self.cfg.variable_width:  # lines of like widths batched together: less padding, same texts
             order = sorted(range(len(tensors)), key=lambda k: tensors[k].size(-1))
             tensors, index = [tensors[k] for k in order], [index[k] for k in order]
@@ -184,8 +191,7 @@ class BaseRecognizer(abc.ABC):
         FIFOs get an entry with the reason, never opened; every other file gets an entry, with the reason when
         it cannot be read. A name that is not valid UTF-8 is written escaped (data.folders.escape_name) with
         "name_escaped": true."""
-        if batch_size < 1:
-            raise UserError(f"batch size must be at least 1, got {batch_size}")
+        check_count("batch_size", batch_size, 1, MAX_BATCH, fix="pass the number of images per forward pass")
         check_predict_folders(folder, output_folder)
         folder, out = Path(folder), Path(output_folder)
         scan = scan_folder(folder)

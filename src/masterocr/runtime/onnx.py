@@ -9,7 +9,14 @@ import torch
 
 from masterocr.charset import EOS, PAD, SOS
 from masterocr.errors import UserError
-from masterocr.formats.onnx_layout import DECODER_FILE, ENCODER_FILE, config_and_charset, default_onnx_path, read_meta
+from masterocr.formats.onnx_layout import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    check_graphs,
+    config_and_charset,
+    default_onnx_path,
+    read_meta,
+)
 from masterocr.model.backbone import STRIDE, Backbone
 from masterocr.model.master import step_bound
 from masterocr.runtime.base import BaseRecognizer, Decoded
@@ -50,6 +57,7 @@ class OnnxRecognizer(BaseRecognizer):
             self.decoder_small = self.decoder if threads == 1 else session(DECODER_FILE, 1)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise UserError(f"cannot load the ONNX model in {folder}: {exc}") from exc
+        check_graphs(meta, folder, self.encoder, self.decoder)  # model.json against the graphs' shapes
         self.n_layers = cfg.num_decoder_layers
         self.heads = cfg.nhead
         self.head_dim = cfg.d_model // cfg.nhead

@@ -8,8 +8,10 @@ from pathlib import Path
 import torch
 
 from masterocr.assets import DEFAULT_MODEL, shipped_files, shipped_onnx
+from masterocr.devices import parse_device
 from masterocr.errors import UserError
 from masterocr.formats.onnx_layout import default_onnx_path
+from masterocr.limits import threads as cpu_threads
 from masterocr.runtime.base import BaseRecognizer
 from masterocr.runtime.onnx import OnnxRecognizer
 from masterocr.runtime.torch import Recognizer
@@ -56,14 +58,17 @@ def load_recognizer(
     None the shipped int8 graphs); backend "auto" picks one as `resolve_backend` says.
 
     `threads`: CPU threads for inference (onnxruntime's intra-op threads; for the torch backend
-    `torch.set_num_threads`, which is process-wide). None keeps each library's default (every core). The onnx
+    `torch.set_num_threads`, which is process-wide): the CPUs available by default, a larger count lowered to
+    them with one logged line (masterocr.limits.threads). The onnx
     backend runs the decoder steps of batches under 32 images on one thread whatever `threads` says: they are
     too small to share (bench/onnx_threads.py); for the torch backend one thread was not faster at batch 1.
 
     `model`: a shipped model by name ("word", the default, or "line"; assets.SHIPPED_MODELS).
     """
-    if threads is not None and threads < 1:
-        raise UserError(f"threads must be at least 1, got {threads}")
+    device = parse_device(device)  # malformed or absent: one line with what is available
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise UserError(f"threads must be at least 1, got {threads!r}")
+    threads = cpu_threads(threads)
     if model is not None and model != DEFAULT_MODEL:
         if checkpoint is not None:
             raise UserError(f"--model {model} and --checkpoint both name a model; pass one")
@@ -81,6 +86,5 @@ def load_recognizer(
         return OnnxRecognizer.from_path(checkpoint, threads)
     if backend != "torch":
         raise UserError(f"backend {backend!r} is not auto, torch or onnx")
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)

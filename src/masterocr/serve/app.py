@@ -20,16 +20,19 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.data.transforms import preprocess, preprocess_line
 from masterocr.errors import UserError
+from masterocr.limits import MAX_ATTENTION_IMAGES, MAX_CONNECTIONS
 from masterocr.runtime.base import BaseRecognizer, Prediction
 from masterocr.runtime.select import load_recognizer
 from masterocr.serve.batcher import Batcher
 from masterocr.serve.budget import TRIM_PIXELS, PixelBudget, release_memory
+from masterocr.serve.connections import HEADER_TIMEOUT_S, InFlightLimit, idle_closing_protocol, max_open_sockets
 from masterocr.serve.info import model_info
 from masterocr.serve.limits import MiB, RequestError, RequestLimits, check_limits, read_images
 from masterocr.serve.middleware import BodyTimeoutMiddleware
@@ -184,13 +187,22 @@ def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batc
         attention: bool = Query(False, description="add per-character cross-attention maps (H/8 x W/4)"),
     ) -> JSONResponse:
         images, pixels = await read_images(request, limits)
+        maps = attention and recognizer.supports_attention  # the ONNX backend has none: "attention": null
+        if maps and len(images) > MAX_ATTENTION_IMAGES:
+            raise RequestError(413, f"{len(images)} images with attention=true, more than the limit of "
+                                    f"{MAX_ATTENTION_IMAGES}; send fewer or drop attention")
         async with budget.reserve(pixels):  # decoded images are freed before the reservation ends
             prepared = await run_in_threadpool(_prepare_and_trim, recognizer, images, limits.max_pixels, pixels)
         del images
         tensors = [p for p in prepared if isinstance(p, torch.Tensor)]
-        # the ONNX backend has no attention output: its entries then carry "attention": null
-        preds = await _decode(batcher, tensors, attention and recognizer.supports_attention, request_timeout_s)
-        return JSONResponse({"results": result_entries(prepared, preds, attention)})
+        async with attention_slot if maps else contextlib.nullcontext():  # one request's maps in memory at a time
+            preds = await _decode(batcher, tensors, maps, request_timeout_s)
+            response = JSONResponse({"results": result_entries(prepared, preds, attention)},
+                                    background=BackgroundTask(release_memory) if maps else None)
+            del preds
+        return response
+
+    attention_slot = asyncio.Semaphore(1)
 
 
 def create_app(
@@ -215,7 +227,7 @@ def create_app(
     its chunks within `chunk_timeout_s` (408 otherwise)."""
     check_limits(max_images_per_request=max_images_per_request, max_pixels=max_pixels,
                  max_pixels_in_flight=max_pixels_in_flight, body_timeout_s=body_timeout_s,
-                 chunk_timeout_s=chunk_timeout_s)
+                 chunk_timeout_s=chunk_timeout_s, max_batch=max_batch, max_wait_ms=max_wait_ms)
     batcher = Batcher(recognizer, max_batch, max_wait_ms, max_queue)
     budget = PixelBudget(max_pixels_in_flight, pixel_wait_s)
     limits = RequestLimits(max_images_per_request, max_request_bytes, max_pixels)
@@ -260,6 +272,7 @@ def serve(
     threads: int | None = None,
     model: str | None = None,
     max_connections: int | None = 128,
+    header_timeout_s: float = HEADER_TIMEOUT_S,
     **kwargs: Any,
 ) -> None:
     """Load `checkpoint` (None = the shipped weights; UserError when absent) and serve it with uvicorn.
@@ -267,13 +280,19 @@ def serve(
     `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`; `backend="onnx"` serves
     a folder written by `masterocr export` (None: the shipped int8 graphs) on onnxruntime (faster on CPU at
     small batches, no attention maps);
-    `threads` and `model` (a shipped model by name) as in `load_recognizer`; beyond `max_connections` open
-    connections uvicorn answers 503; other keyword arguments go to `create_app`."""
+    `threads` and `model` (a shipped model by name) as in `load_recognizer`; beyond `max_connections` requests
+    in flight the server answers 503 (idle sockets hold no slot), and a connection whose request headers are not
+    complete within `header_timeout_s` is closed (serve/connections.py); other keyword arguments go to
+    `create_app`."""
     import uvicorn  # optional extra (serve)
 
-    check_limits(max_connections=max_connections, **kwargs)  # before the model is loaded
+    check_limits(max_connections=max_connections, max_batch=max_batch, max_wait_ms=max_wait_ms, port=port,
+                 header_timeout_s=header_timeout_s, host=host, **kwargs)  # before the model is loaded
     recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads, model)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding %s: the service has no authentication; anyone who can reach it can use it", host)
-    uvicorn.run(app, host=host, port=port, log_level="info", limit_concurrency=max_connections)
+    if max_connections is not None:
+        app.add_middleware(InFlightLimit, limit=max_connections)
+    protocol = idle_closing_protocol(header_timeout_s, max_open_sockets(MAX_CONNECTIONS))
+    uvicorn.run(app, host=host, port=port, log_level="info", http=protocol)

@@ -13,11 +13,11 @@ import io
 import json
 import logging
 import re
+import socket
 import sys
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from fastapi import Request
 from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,14 +25,23 @@ from starlette.requests import ClientDisconnect
 
 from masterocr.data.images import MAX_PIXELS
 from masterocr.errors import UserError
+from masterocr.files import json_depth
+from masterocr.limits import (
+    MAX_BATCH,
+    MAX_CONNECTIONS,
+    MAX_IMAGES_PER_REQUEST,
+    MAX_PIXELS_IN_FLIGHT,
+    MAX_TIMEOUT_S,
+    MAX_WAIT_MS,
+    PORTS,
+    check_count,
+)
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 CONTENT_TYPES = ("multipart/form-data", "application/json")
 MAX_JSON_DEPTH = 16  # {"images": [...]} needs 2
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class RequestError(Exception):
@@ -56,15 +65,32 @@ class RequestLimits:
 
 def check_limits(max_images_per_request: int = 1, max_pixels: int = 1, max_pixels_in_flight: int = 1,
                  body_timeout_s: float = 1.0, chunk_timeout_s: float = 1.0, max_connections: int | None = None,
-                 **_: Any) -> None:
-    """UserError for a serving limit out of range; `serve` calls it before loading the model."""
-    for name, value in (("max_images_per_request", max_images_per_request), ("max_pixels", max_pixels),
-                        ("max_pixels_in_flight", max_pixels_in_flight), ("max_connections", max_connections)):
-        if value is not None and value < 1:
-            raise UserError(f"{name} must be at least 1, got {value}; pass --{name.replace('_', '-')} N")
-    for name, value in (("body_timeout_s", body_timeout_s), ("chunk_timeout_s", chunk_timeout_s)):
-        if not value > 0:
-            raise UserError(f"{name} must be more than 0, got {value}")
+                 max_batch: int = 1, max_wait_ms: float = 0.0, port: int | None = None,
+                 header_timeout_s: float = 1.0, host: str | None = None, **_: Any) -> None:
+    """UserError for a serving limit out of its range (masterocr.limits); `serve` calls it before loading the
+    model, `create_app` before building the app."""
+    for name, value, hi in (("max_images_per_request", max_images_per_request, MAX_IMAGES_PER_REQUEST),
+                            ("max_pixels", max_pixels, MAX_PIXELS_IN_FLIGHT),
+                            ("max_pixels_in_flight", max_pixels_in_flight, MAX_PIXELS_IN_FLIGHT),
+                            ("max_connections", max_connections, MAX_CONNECTIONS), ("max_batch", max_batch, MAX_BATCH)):
+        flag = f"--{name.replace('_per_request', '').replace('_', '-')}"
+        if value is not None and not 1 <= value:
+            raise UserError(f"{name} must be at least 1, got {value}; pass {flag} N")
+        if value is not None and value > hi:
+            raise UserError(f"{name} must be at most {hi}, got {value}; pass {flag} N")
+    for name, value in (("body_timeout_s", body_timeout_s), ("chunk_timeout_s", chunk_timeout_s),
+                        ("header_timeout_s", header_timeout_s)):
+        if not 0 < value <= MAX_TIMEOUT_S:
+            raise UserError(f"{name} must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds, got {value}")
+    if not 0 <= max_wait_ms <= MAX_WAIT_MS:
+        raise UserError(f"max_wait_ms must be from 0 to {MAX_WAIT_MS:g}, got {max_wait_ms}")
+    if port is not None:
+        check_count("--port", port, *PORTS, fix="a TCP port (0: any free one)")
+    if host is not None:
+        try:
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise UserError(f"--host {host!r} is not an address of this machine ({exc}); e.g. 127.0.0.1") from None
 
 
 def pixel_count(data: bytes) -> int | None:
@@ -121,22 +147,6 @@ def _check_count(count: int, limits: RequestLimits) -> None:
     if count > limits.max_images_per_request:
         raise RequestError(413, f"{count} images, more than the limit of {limits.max_images_per_request} "
                                 "per request; split the request")
-
-
-def json_depth(body: bytes) -> int:
-    """The deepest nesting of [ and { in a JSON text, brackets inside strings not counted; nothing parsed.
-
-    Strings go first (one regex pass), then every byte but the brackets (bytes.translate), and numpy sums the
-    rest, so a 20 MB body of brackets costs milliseconds. An unterminated string leaves its brackets counted:
-    the depth can only be overstated for a body json.loads refuses anyway."""
-    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    opening = brackets.count(b"[") + brackets.count(b"{")
-    if opening <= 1:
-        return opening
-    codes = np.frombuffer(brackets, dtype=np.uint8)
-    # "[" (0x5B) and "{" (0x7B) have bit 1 set, "]" (0x5D) and "}" (0x7D) have it clear: +1 or -1 per byte
-    steps = ((codes & 2) >> 1).astype(np.int8) * 2 - 1
-    return int(np.cumsum(steps, dtype=np.int32).max())
 
 
 def json_images(body: bytes, limits: RequestLimits) -> list[tuple[str, bytes]]:

@@ -10,35 +10,30 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from masterocr.charset import Charset
 from masterocr.errors import UserError
+from masterocr.files import as_path, read_json
 from masterocr.model import MasterConfig, get_preset
-from masterocr.train.schema import validate_config
-from masterocr.train.schema_errors import show
+from masterocr.train.schema import Trainer, ValidatedConfig, validate_config
+from masterocr.train.schema_errors import one_line, show
+from masterocr.train.schema_fields import FALSE_WORDS, TRUE_WORDS
+from masterocr.train.schema_model import CharsetSpec, ModelArgs
 
 log = logging.getLogger(__name__)
 
 
 def load_config(path: str | Path) -> dict:
-    """Read a JSON config file (a plain dict; nothing in it is executed)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise UserError(f"cannot read config {path}: {exc.strerror}; pass an existing JSON file with -c") from exc
-    except UnicodeDecodeError as exc:
-        raise UserError(f"config {path} is not UTF-8 text; re-save it as UTF-8 JSON") from exc
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"config {path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
+    """Read a JSON config file through the guarded reader (a regular file, size and nesting capped; nothing in
+    it is executed) and check it against the schema; the plain dict, with `_path` set."""
+    path = as_path(path, "config")
+    config = read_json(path, "config", "pass a JSON config file with -c")
     if not isinstance(config, dict):
         raise UserError(f"config {path} must hold a JSON object at the top level")
-    validate_config(config, path)  # types, ranges and required arguments, before anything is built
+    validate_config(config, path)  # types, ranges, unknown keys, before anything is built
     config.setdefault("_path", str(path))
     return config
 
@@ -64,10 +59,6 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
     return config
 
 
-TRUE_WORDS = ("true", "1", "yes", "on")
-FALSE_WORDS = ("false", "0", "no", "off", "")
-
-
 def parse_bool(value: Any) -> bool:
     """The one reader of booleans written as text, in configs and on the command line.
 
@@ -84,185 +75,122 @@ def parse_bool(value: Any) -> bool:
     return bool(value)
 
 
+def _source(config: dict) -> str:
+    return str(config.get("_path", "the config"))
+
+
+def _validated(config: dict | ValidatedConfig) -> ValidatedConfig:
+    return config if isinstance(config, ValidatedConfig) else validate_config(config, _source(config))
+
+
 def dataset_args(config: dict, which: str = "train_dataset") -> dict:
-    """The `args` of a dataset section (`train_dataset` by default), as a fresh dict."""
+    """The `args` of a dataset section (`train_dataset` by default) as the config writes them, a fresh dict."""
     return dict((config.get(which) or {}).get("args") or {})
 
 
-def model_config(config: dict) -> MasterConfig:
-    """MasterConfig from the config's `model_arch` (+ image size from the training dataset args)."""
-    args = dict((config.get("model_arch") or {}).get("args") or {})
+# (section of model_arch.args, its key, MasterConfig's field) of the original's kwargs sections
+_KWARGS = (
+    ("common_kwargs", "with_encoder", "with_encoder"), ("common_kwargs", "model_size", "d_model"),
+    ("common_kwargs", "multiheads", "nhead"), ("common_kwargs", "max_len", "max_len"),
+    ("backbone_kwargs", "in_channels", "in_channels"), ("encoder_kwargs", "stacks", "num_encoder_layers"),
+    ("decoder_kwargs", "stacks", "num_decoder_layers"), ("decoder_kwargs", "dropout", "dropout"),
+    ("decoder_kwargs", "feed_forward_size", "d_ff"),
+    # a missing share_parameter means false (the original defaulted to the truthy string 'false')
+    ("decoder_kwargs", "share_parameter", "share_parameter"),
+)
+_GCB = (("ratio", "gca_ratio"), ("headers", "gca_headers"), ("att_scale", "gca_att_scale"),
+        ("fusion_type", "gca_fusion"), ("layers", "gca_layers"), ("all_blocks", "gca_all_blocks"))
+_DIRECT = ("widths", "blocks", "img_h", "img_w", "keep_ratio", "variable_width", "max_len", "d_ff", "ctc_weight",
+           "decode")
+
+
+def model_config(config: dict | ValidatedConfig, source: str | None = None) -> MasterConfig:
+    """MasterConfig from the config's `model_arch` (+ image size from the training dataset args, max_len from
+    trainer): the validated values, mapped onto MasterConfig's names. `source` names the config in messages."""
+    v = _validated(config)
+    source = source or (_source(config) if isinstance(config, dict) else "the config")
+    args = v.model_arch.args if v.model_arch is not None and v.model_arch.args is not None else ModelArgs()
     overrides: dict[str, Any] = {}
-    common = args.get("common_kwargs") or {}
-    backbone = args.get("backbone_kwargs") or {}
-    gcb = backbone.get("gcb_kwargs") or {}
-    enc = args.get("encoder_kwargs") or {}
-    dec = args.get("decoder_kwargs") or {}
-    pairs = [
-        (common, "with_encoder", "with_encoder", parse_bool),
-        (common, "model_size", "d_model", int),
-        (common, "multiheads", "nhead", int),
-        (common, "max_len", "max_len", int),
-        (backbone, "in_channels", "in_channels", int),
-        (gcb, "ratio", "gca_ratio", float),
-        (gcb, "headers", "gca_headers", int),
-        (gcb, "att_scale", "gca_att_scale", parse_bool),
-        (gcb, "fusion_type", "gca_fusion", str),
-        (gcb, "layers", "gca_layers", lambda v: tuple(parse_bool(x) for x in v)),
-        (gcb, "all_blocks", "gca_all_blocks", parse_bool),
-        (enc, "stacks", "num_encoder_layers", int),
-        (dec, "stacks", "num_decoder_layers", int),
-        (dec, "dropout", "dropout", float),
-        (dec, "feed_forward_size", "d_ff", int),
-        # a missing share_parameter means false (the original defaulted to the truthy string 'false')
-        (dec, "share_parameter", "share_parameter", parse_bool),
-    ]
-    for section, key, name, conv in pairs:
-        if key in section and section[key] is not None:
-            overrides[name] = conv(section[key])
-    for key in ("widths", "blocks", "img_h", "img_w", "keep_ratio", "variable_width", "max_len", "d_ff",
-                "ctc_weight", "decode"):
-        if key in args:
-            overrides[key] = args[key]
-    data = dataset_args(config)
+    for section, key, name in _KWARGS:
+        value = getattr(getattr(args, section), key, None) if getattr(args, section) is not None else None
+        if value is not None:
+            overrides[name] = value
+    gcb = args.backbone_kwargs.gcb_kwargs if args.backbone_kwargs is not None else None
+    for key, name in _GCB if gcb is not None else ():
+        if getattr(gcb, key) is not None:
+            overrides[name] = getattr(gcb, key)
+    overrides.update({k: getattr(args, k) for k in _DIRECT if k in args.model_fields_set})
+    data = v.train_dataset.args if v.train_dataset is not None else None
     for key in ("img_h", "img_w", "keep_ratio"):
-        if key in data and key not in args:
-            overrides[key] = data[key]
-    if "max_len" in config.get("trainer", {}):
-        overrides["max_len"] = int(config["trainer"]["max_len"])
-    preset = args.get("preset")
+        if data is not None and key in data.model_fields_set and key not in args.model_fields_set:
+            overrides[key] = getattr(data, key)
+    if v.trainer.max_len is not None:
+        overrides["max_len"] = v.trainer.max_len
     try:
-        if preset:
-            return get_preset(preset, **overrides)
-        return MasterConfig(**overrides)
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"{config.get('_path', 'the config')}: model_arch: {exc}") from exc
+        return get_preset(args.preset, **overrides) if args.preset else MasterConfig(**overrides)
+    except (ValueError, TypeError) as exc:  # what the schema cannot see: sizes that do not fit each other
+        raise UserError(f"{one_line(source)}: model_arch: {exc}") from exc
 
 
-def charset_from_config(config: dict, base_dir: Path | None = None) -> Charset:
+def charset_from_config(config: dict | ValidatedConfig, base_dir: Path | None = None,
+                        source: str | None = None) -> Charset:
     """Charset from `charset: {keys_file, keys, case_sensitive}`; the original's 95 ASCII keys by default."""
-    spec = config.get("charset") or {}
-    if isinstance(spec, str):
-        spec = {"keys_file": spec}
-    case = dataset_args(config).get("case_sensitive", spec.get("case_sensitive", True))
-    kwargs = {"case_sensitive": parse_bool(case), "normalize": parse_bool(spec.get("normalize", True))}
-    if spec.get("keys"):
-        return Charset(spec["keys"], **kwargs)
-    if spec.get("keys_file"):
-        path = Path(spec["keys_file"])
-        if not path.is_absolute() and base_dir is not None and not path.exists():
-            path = base_dir / path
-        try:
+    v = _validated(config)
+    source = source or (_source(config) if isinstance(config, dict) else "the config")
+    spec = v.charset or CharsetSpec()
+    data = v.train_dataset.args if v.train_dataset is not None else None
+    case = data.case_sensitive if data is not None and data.case_sensitive is not None else spec.case_sensitive
+    kwargs = {"case_sensitive": True if case is None else case,
+              "normalize": True if spec.normalize is None else spec.normalize}
+    try:
+        if spec.keys:
+            return Charset(spec.keys, **kwargs)
+        if spec.keys_file:
+            path = Path(spec.keys_file)
+            if not path.is_absolute() and base_dir is not None and not path.exists():
+                path = base_dir / path
             return Charset.from_file(path, **kwargs)
-        except UserError as exc:  # the keys file's own message, with the config and the field that named it
-            where = f"{config.get('_path', 'the config')}: charset.keys_file = {show(str(path))}"
-            raise UserError(f"{where}: {exc}") from None
+    except UserError as exc:  # the charset's own message, with the config and the field that named it
+        field = f"charset.keys_file = {show(str(path))}" if spec.keys_file else "charset.keys"
+        raise UserError(f"{one_line(source)}: {field}: {exc}") from None
     return Charset.default(**kwargs)
 
 
-@dataclass
-class TrainSettings:
-    """Everything the training loop reads, with the original's field names where it had them."""
-
-    name: str = "MASTER_Default"
-    run_id: str = "example"
-    seed: int = 123
-    deterministic: bool = True
-    distributed: bool = True
-    local_world_size: int = 1
-    epochs: int = 10
-    max_len_step: int | None = None  # steps per epoch cap (the original's field)
-    max_steps: int | None = None  # total optimizer steps cap (ours)
-    do_validation: bool = True
-    validation_start_epoch: int = 1
-    log_step_interval: int = 50
-    val_step_interval: int = 2000
-    save_dir: str = "saved"
-    save_period: int = 1  # epochs between checkpoint-epoch<N>.pth
-    save_step_interval: int = 1000  # steps between checkpoint-latest.pth (ours: no work lost mid-epoch)
-    monitor: str = "max word_acc"
-    early_stop: int = -1
-    tensorboard: bool = False
-    sync_batch_norm: bool = False
-    train_batch_size: int = 64
-    val_batch_size: int = 64
-    train_num_workers: int = 2
-    val_num_workers: int = 2
-    optimizer: dict = field(default_factory=lambda: {"type": "Adam", "args": {"lr": 0.0004}})
-    lr_scheduler: dict = field(default_factory=lambda: {"type": None, "args": {}})
-    grad_clip: float | None = 5.0
-    label_smoothing: float = 0.0
-    amp: str | None = None  # "bf16" | "fp16" | None
-    grad_accum_steps: int = 1
-    bucket_pool: int = 0  # batches per width-sorted pool (train/sampler.py WidthPools); 0: off
-    compile: bool = False
-    auto_resume: bool = False  # run dir save_dir/name/run_id (no timestamp); resume its checkpoint-latest.pth
-    nan_patience: int = 20  # consecutive non-finite losses before the run stops
-    val_max_samples: int | None = None
-    progress: bool = True
+def train_settings(config: dict | ValidatedConfig) -> Trainer:
+    """The training loop's settings (see ValidatedConfig.trainer_settings), validated."""
+    return _validated(config).trainer_settings()
 
 
-def train_settings(config: dict) -> TrainSettings:
-    """TrainSettings from the top level, `trainer`, loaders, `optimizer` and `lr_scheduler` sections."""
-    trainer_section = dict(config.get("trainer") or {})
-    result = TrainSettings()
-    top_keys = ("name", "run_id", "seed", "deterministic", "distributed", "local_world_size")
-    top = {k: config[k] for k in top_keys if k in config}
-    loader = (config.get("train_loader") or {}).get("args") or {}
-    val_loader = (config.get("val_loader") or {}).get("args") or {}
-    if "batch_size" in loader:
-        result.train_batch_size = int(loader["batch_size"])
-    if "batch_size" in val_loader:
-        result.val_batch_size = int(val_loader["batch_size"])
-    if "num_workers" in loader:
-        result.train_num_workers = max(0, int(loader["num_workers"]))
-    if "num_workers" in val_loader:
-        result.val_num_workers = max(0, int(val_loader["num_workers"]))
-    ignored = {"log_verbosity", "monitor_open", "anomaly_detection", "max_len"}
-    for key, value in {**top, **trainer_section}.items():
-        if key in ignored:
-            continue
-        if not hasattr(result, key):  # validate_config has warned about it, with the closest known name
-            continue
-        default = getattr(TrainSettings(), key)
-        if value is not None and isinstance(default, bool):
-            value = parse_bool(value)
-        elif value is not None and isinstance(default, (int, float)) and not isinstance(value, (int, float)):
-            try:  # numbers written as strings are accepted; anything else is a clear error, not a traceback later
-                value = type(default)(value)
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"config option {key!r} must be a number, got {value!r}") from exc
-        setattr(result, key, value)
-    for key in ("optimizer", "lr_scheduler"):
-        if key in config and config[key] is not None:
-            setattr(result, key, config[key])
-    if result.amp not in (None, "bf16", "fp16"):
-        raise UserError(f"trainer.amp must be \"bf16\", \"fp16\" or null, got {result.amp!r}")
-    return result
+TrainSettings = Trainer  # the name the loop's settings had before the schema became them
 
 
 @dataclass
 class RunSettings:
     """Everything a training run is built from, read and checked from the config before anything is built."""
 
-    trainer: TrainSettings  # the loop's knobs: `trainer`, loaders, optimizer, schedule
+    trainer: Trainer  # the loop's knobs: `trainer`, loaders, optimizer, schedule (validated, defaults filled)
     cfg: MasterConfig  # the model's architecture
     charset: Charset
     train_dataset: dict | None  # dataset sections as the config writes them ({"type", "args"})
     val_dataset: dict | None
     augment: bool
     raw_config: dict  # the config without its private keys: saved in each checkpoint and the run folder
+    validated: ValidatedConfig | None = None  # the schema's models of the whole config
 
 
-def run_settings(config: dict) -> RunSettings:
-    """RunSettings from a config dict (as `load_config` returns it: `_path` locates relative keys files)."""
+def run_settings(config: dict, source: str | None = None, training: bool = False) -> RunSettings:
+    """RunSettings from a config dict (as `load_config` returns it: `_path` locates relative keys files),
+    validated once here; `source` names the config in messages (default: its `_path`)."""
+    source = source or _source(config)
+    v = validate_config(config, source, training=training)
     base_dir = Path(config["_path"]).parent if "_path" in config else None
     return RunSettings(
-        trainer=train_settings(config),
-        charset=charset_from_config(config, base_dir),
-        cfg=model_config(config),
+        trainer=v.trainer_settings(),
+        charset=charset_from_config(v, base_dir, source),
+        cfg=model_config(v, source),
         train_dataset=config.get("train_dataset"),
         val_dataset=config.get("val_dataset"),
-        augment=bool(config.get("augment", True)),
+        augment=v.augment,
         raw_config={k: v for k, v in config.items() if not k.startswith("_")},
+        validated=v,
     )

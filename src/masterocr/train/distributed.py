@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from masterocr.errors import UserError
+from masterocr import devices
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +31,9 @@ class DistInfo:
 
 
 def parse_device(spec: str | None, local_rank: int = 0) -> torch.device:
-    """`cpu`, `cuda`, `cuda:1`, or the original's GPU id list `1,2,3` (the local rank picks one)."""
-    if spec in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    spec = str(spec).strip()
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec.startswith("cuda") or spec.replace(",", "").isdigit():
-        if not torch.cuda.is_available():
-            raise UserError(f"device {spec!r} asks for a GPU but CUDA is not available; use -d cpu")
-        if spec.startswith("cuda"):
-            dev = torch.device(spec)
-            return torch.device("cuda", local_rank) if dev.index is None else dev
-        ids = [int(x) for x in spec.split(",") if x]
-        return torch.device("cuda", ids[local_rank % len(ids)])
-    raise UserError(f"unknown device {spec!r}; use cpu, cuda, cuda:N or GPU ids like 0,1")
+    """`cpu`, `cuda`, `cuda:1`, or the original's GPU id list `1,2,3` (the local rank picks one): see
+    masterocr.devices, the one check of every command's device."""
+    return devices.parse_device(spec, local_rank, flag="-d")
 
 
 def init_distributed(want_distributed: bool, device_spec: str | None) -> DistInfo:

@@ -4,18 +4,21 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from masterocr.limits import MAX_SAMPLES
 from masterocr.train.schema_fields import (
+    Batch,
     Bool,
     Closed,
     Flag,
     Int,
-    IntText,
     Name,
     Num,
     OneOrList,
     Open,
     PathText,
+    Size,
     Text,
+    Workers,
     absent,
     ignored,
     tagged_sections,
@@ -27,8 +30,8 @@ _IGNORED = "the original's option; ignored (transforms are built in)"
 class CommonDatasetArgs(Closed):
     """Arguments every dataset type accepts (they override the model's input settings for that set)."""
 
-    img_w: Int(ge=1) = absent("image width in pixels (default: the model's)")
-    img_h: Int(ge=1) = absent("image height in pixels (default: the model's)")
+    img_w: Size("img_w", text=False) = absent("image width in pixels (default: the model's)")
+    img_h: Size("img_h", text=False) = absent("image height in pixels (default: the model's)")
     training: Bool = absent("the original's flag (a labelled set); augmentation is only applied to train_dataset")
     keep_ratio: Bool = absent("resize to the height and right-pad instead of stretching")
     case_sensitive: Bool = absent("false: fold labels to the charset's case")
@@ -91,7 +94,7 @@ class HierarchyDatasetArgs(CommonDatasetArgs):
 class SynthDatasetArgs(CommonDatasetArgs):
     """Word images rendered on the fly."""
 
-    length: Int(ge=1) = absent("samples per epoch (default 100000)")
+    length: Int(ge=1, le=MAX_SAMPLES) = absent("samples per epoch (default 100000)")
     fonts: Literal["train", "heldout", "all"] = absent('font split (default "train")')
     font_dirs: OneOrList(PathText) | None = Field(None, description="font folders or files (default: the system's)")
     holdout_fraction: Num(ge=0, le=1) = absent("share of font families held out (default 0.15)")
@@ -101,16 +104,18 @@ class SynthDatasetArgs(CommonDatasetArgs):
 class SynthLineDatasetArgs(CommonDatasetArgs):
     """Text lines rendered on the fly (variable-width models): Latin, Chinese and mixed running text."""
 
-    length: Int(ge=1) = absent("samples per epoch (default 100000)")
+    length: Int(ge=1, le=MAX_SAMPLES) = absent("samples per epoch (default 100000)")
     fonts: Literal["train", "heldout", "all"] = absent('font split (default "train"; LXGW WenKai is held out)')
     font_dirs: OneOrList(PathText) | None = Field(None, description="font folders or files (default: the system's)")
     kinds: dict[Literal["latin", "zh", "mixed"], Num(ge=0)] | None = Field(
         None, description='share of each kind of line, e.g. {"latin": 0.4, "zh": 0.3, "mixed": 0.3}'
     )
     seed: Int() = absent("rendering seed (default: the config's seed)")
-    max_len: Int(ge=1) = absent("most characters per line, at most the model's max_len (default: the model's)")
-    max_width: Int(ge=32) = absent("widest line in pixels, at most the model's img_w (default: the model's)")
-    short_epochs: Int(ge=0) = absent(
+    max_len: Size("max_len", text=False) = absent(
+        "most characters per line, at most the model's max_len (default: the model's)")
+    max_width: Size("img_w", text=False, lo=32) = absent(
+        "widest line in pixels, at most the model's img_w (default: the model's)")
+    short_epochs: Int(ge=0, le=MAX_SAMPLES) = absent(
         "length curriculum: the first N epochs draw short chunks (3-30 Latin characters, 2-12 hanzi; default 0)"
     )
 
@@ -132,8 +137,8 @@ DatasetSection = tagged_sections(DATASET_ARGS, "dataset type")
 class LoaderArgs(Open):
     """DataLoader options; batch_size and num_workers are used, the original's others are accepted."""
 
-    batch_size: IntText(ge=1) = absent("images per batch (per process)")
-    num_workers: IntText(ge=0) = absent("loader worker processes (0: load in the main process)")
+    batch_size: Batch = absent("images per batch (per process)")
+    num_workers: Workers = absent("loader worker processes (0: load in the main process)")
     shuffle: Flag | None = ignored("the original's option; ignored (the training set is always shuffled)")
     drop_last: Flag | None = ignored("the original's option; ignored (chosen from the set size)")
     pin_memory: Flag | None = ignored("the original's option; ignored")

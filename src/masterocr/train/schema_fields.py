@@ -1,20 +1,22 @@
 """Building blocks of the config schema (masterocr.train.schema): value types and the two kinds of section.
 
-The config is validated as the JSON it is, and the raw dict is what the settings code reads afterwards, so each
-type accepts exactly what its reader understands:
+The config is validated as the JSON it is, and the validated models are what the trainer reads (their values
+converted: strings of numbers to numbers, the original's boolean words to booleans). Each type accepts what the
+original's configs wrote there:
 
-- `IntText`/`NumText`: a JSON number or a string holding one, for values the settings code converts with
-  int()/float() (the original's configs wrote some numbers as strings); `Int`/`Num`: a JSON number only, for
-  values handed on unconverted (to MasterConfig, torch, the datasets). Booleans are never numbers, floats never
-  integers, NaN and infinities never numbers.
-- `Flag`: true/false, 0/1 or the strings "true"/"false"/"yes"/"no"/"on"/"off"/"1"/"0"/"" for values read
-  with the config's own boolean parser; `Bool`: true/false only, for values tested for truth as they are.
-- `Open` sections warn about keys they do not know (the original's configs carry extra keys); `Closed`
-  sections (arguments of a dataset, optimizer or scheduler) refuse them, as their readers would.
+- `IntText`/`NumText`: a JSON number or a string holding one (the original's configs wrote some numbers as
+  strings); `Int`/`Num`: a JSON number only. Booleans are never numbers, floats never integers, NaN and
+  infinities never numbers. With both `ge` and `le` a value out of range is "must be ... from LO to HI": the
+  bounds come from masterocr.limits (counts of a run) and masterocr.model.config (sizes of the network, `Size`).
+- `Flag`: true/false, 0/1 or the strings "true"/"false"/"yes"/"no"/"on"/"off"/"1"/"0"/""; `Bool`: true/false
+  only, where the original's configs always wrote real booleans.
+- `Open` sections keep keys they do not know, so that validate_config can name every one with the closest known
+  name (an error); `Closed` sections (arguments of a dataset, optimizer or scheduler) refuse them as they are
+  validated, listing the accepted arguments.
 - `tagged_sections`: `{"type": ..., "args": {...}}` sections whose arguments depend on the type.
 
-Fields declared with `absent()` may be left out but not set to null (their reader would take the null as
-the value); fields whose reader treats null as "not given" are typed `X | None`.
+Fields declared with `absent()` or `default()` may be left out (meaning: the default) but not set to null;
+fields where null means "none" are typed `X | None`.
 """
 
 import difflib
@@ -29,13 +31,18 @@ from pydantic import (
     Field,
     Strict,
     Tag,
+    ValidationError,
+    WrapValidator,
     create_model,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off", "")
+from masterocr.limits import MAX_BATCH, MAX_WORKERS
+from masterocr.model.config import INT_RANGES
+
+TRUE_WORDS = ("true", "1", "yes", "on")  # booleans written as text: the config's words and the command line's
+FALSE_WORDS = ("false", "0", "no", "off", "")
 
 
 def _int_text(value: Any) -> Any:
@@ -59,30 +66,62 @@ def _num_text(value: Any) -> Any:
 def _flag(value: Any) -> Any:
     if isinstance(value, str):
         word = value.strip().lower()
-        return True if word in _TRUE else False if word in _FALSE else value
+        return True if word in TRUE_WORDS else False if word in FALSE_WORDS else value
     if type(value) is int and value in (0, 1):
         return bool(value)
     return value
 
 
+def _bounded(kind: type, limits: dict[str, Any]) -> list[Any]:
+    """pydantic's limits of a number type; with both ge and le, a value out of range is one error naming the
+    whole range ("must be an integer from 1 to 4096") instead of the end it passed."""
+    if "ge" not in limits or "le" not in limits:
+        return [Field(**limits)]
+    lo, hi = limits["ge"], limits["le"]
+    noun = "an integer" if kind is int else "a number"
+
+    def whole_range(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if any(e["type"] in ("greater_than_equal", "less_than_equal") for e in exc.errors()):
+                raise PydanticCustomError("range", "must be {noun} from {lo} to {hi}",
+                                          {"noun": noun, "lo": lo, "hi": hi}) from None
+            raise
+
+    return [Field(**limits), WrapValidator(whole_range)]
+
+
 def Int(**limits: Any) -> Any:  # noqa: N802 (a type factory, named like the types it makes)
-    """A JSON integer (not a boolean, not a float), with pydantic limits such as ge=1."""
-    return Annotated[int, Strict(), Field(**limits)]
+    """A JSON integer (not a boolean, not a float), with pydantic limits such as ge=1 (ge with le: a range)."""
+    return Annotated[(int, Strict(), *_bounded(int, limits))]
 
 
 def IntText(**limits: Any) -> Any:  # noqa: N802
     """A JSON integer or a string holding one (converted by int() where it is read)."""
-    return Annotated[int, Strict(), Field(**limits), BeforeValidator(_int_text)]
+    return Annotated[(int, Strict(), *_bounded(int, limits), BeforeValidator(_int_text))]
 
 
 def Num(**limits: Any) -> Any:  # noqa: N802
     """A finite JSON number (integers included, booleans not)."""
-    return Annotated[float, Strict(), Field(allow_inf_nan=False, **limits)]
+    return Annotated[(float, Strict(), Field(allow_inf_nan=False), *_bounded(float, limits))]
 
 
 def NumText(**limits: Any) -> Any:  # noqa: N802
     """A finite JSON number or a string holding one (converted by float() where it is read)."""
-    return Annotated[float, Strict(), Field(allow_inf_nan=False, **limits), BeforeValidator(_num_text)]
+    return Annotated[(float, Strict(), Field(allow_inf_nan=False), *_bounded(float, limits),
+                      BeforeValidator(_num_text))]
+
+
+Batch = IntText(ge=1, le=MAX_BATCH)  # images per batch
+Workers = IntText(ge=0, le=MAX_WORKERS)  # loader worker processes
+
+
+def Size(name: str, text: bool = True, lo: int | None = None, **extra: Any) -> Any:  # noqa: N802
+    """A model size bounded as MasterConfig bounds its field `name` (one range for both; `lo` raises the low end):
+    an IntText, or an Int when not `text`; `extra`: more pydantic limits (multiple_of)."""
+    low, hi = INT_RANGES[name]
+    return (IntText if text else Int)(ge=low if lo is None else lo, le=hi, **extra)
 
 
 Flag = Annotated[bool, Strict(), BeforeValidator(_flag)]
@@ -100,13 +139,18 @@ def _no_nul(value: str) -> str:
 PathText = Annotated[str, Strict(), Field(min_length=1), AfterValidator(_no_nul)]
 
 
-def _no_default(schema: dict[str, Any]) -> None:
+def no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
 def absent(description: str) -> Any:
     """A field that may be left out (meaning: the reader's default) but not set to null."""
-    return Field(None, description=description, json_schema_extra=_no_default)
+    return Field(None, description=description, json_schema_extra=no_default)
+
+
+def default(value: Any, description: str) -> Any:
+    """A field that may be left out (meaning `value`) but not set to null."""
+    return Field(value, description=description)
 
 
 def ignored(description: str = "accepted for the original's configs and ignored") -> Any:

@@ -4,22 +4,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from masterocr.model.config import DECODE_MODES
+from masterocr.model.config import BLOCKS_RANGE, DECODE_MODES, FLOAT_RANGES, WIDTH_RANGE
 from masterocr.model.presets import PRESETS
-from masterocr.train.schema_fields import (
-    Bool,
-    Flag,
-    Int,
-    IntText,
-    Name,
-    Num,
-    NumText,
-    Open,
-    PathText,
-    absent,
-    ignored,
-)
+from masterocr.train.schema_fields import Bool, Flag, Int, Name, Num, NumText, Open, PathText, Size, absent, ignored
 
+GCA_RATIO = FLOAT_RANGES["gca_ratio"]
 PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 Fusion = Literal["channel_concat", "channel_add", "channel_mul"]
 DecodeMode = Literal[DECODE_MODES]  # type: ignore[valid-type]
@@ -30,16 +19,17 @@ class CommonKwargs(Open):
 
     n_class: Any = ignored("ignored: the number of classes comes from the charset")
     with_encoder: Flag | None = Field(None, description="run a transformer encoder over the feature map")
-    model_size: IntText(ge=1) | None = Field(None, description="d_model: width of the transformer")
-    multiheads: IntText(ge=1) | None = Field(None, description="attention heads (nhead); divides model_size")
-    max_len: IntText(ge=1) | None = Field(None, description="longest text the decoder produces")
+    model_size: Size("d_model") | None = Field(None, description="d_model: width of the transformer")
+    multiheads: Size("nhead") | None = Field(None, description="attention heads (nhead); divides model_size")
+    max_len: Size("max_len") | None = Field(None, description="longest text the decoder produces")
 
 
 class GcbKwargs(Open):
     """Multi-Aspect Global Context attention in the backbone (the original's `gcb_kwargs`)."""
 
-    ratio: NumText(gt=0, le=1) | None = Field(None, description="bottleneck ratio of the context transform")
-    headers: IntText(ge=1) | None = Field(None, description="context attention heads")
+    ratio: NumText(ge=GCA_RATIO[0], le=GCA_RATIO[1]) | None = Field(
+        None, description="bottleneck ratio of the context transform")
+    headers: Size("gca_headers") | None = Field(None, description="context attention heads")
     att_scale: Flag | None = Field(None, description="scale attention logits when headers > 1")
     fusion_type: Fusion | None = Field(None, description="how the context is fused into the features")
     layers: Annotated[list[Flag], Field(min_length=4, max_length=4)] | None = Field(
@@ -51,16 +41,16 @@ class GcbKwargs(Open):
 class BackboneKwargs(Open):
     """The ResNet-like backbone (the original's `backbone_kwargs`)."""
 
-    in_channels: IntText(ge=1, le=3) | None = Field(None, description="1 (grayscale) or 3 (RGB)")
+    in_channels: Size("in_channels") | None = Field(None, description="1 (grayscale) or 3 (RGB)")
     gcb_kwargs: GcbKwargs | None = Field(None, description="global context attention")
 
 
 class StackKwargs(Open):
     """A transformer stack (the original's `encoder_kwargs` / `decoder_kwargs`)."""
 
-    stacks: IntText(ge=1) | None = Field(None, description="number of layers")
+    stacks: Size("num_decoder_layers") | None = Field(None, description="number of layers")
     dropout: NumText(ge=0, lt=1) | None = Field(None, description="dropout rate (the decoder's is used for both)")
-    feed_forward_size: IntText(ge=1) | None = Field(None, description="d_ff (the decoder's is used for both)")
+    feed_forward_size: Size("d_ff") | None = Field(None, description="d_ff (the decoder's is used for both)")
     share_parameter: Flag | None = Field(None, description="one layer reused for every stack (decoder's is used)")
 
 
@@ -72,20 +62,22 @@ class ModelArgs(Open):
     backbone_kwargs: BackboneKwargs | None = Field(None, description="backbone options")
     encoder_kwargs: StackKwargs | None = Field(None, description="encoder stack (used when with_encoder)")
     decoder_kwargs: StackKwargs | None = Field(None, description="decoder stack")
-    widths: Annotated[list[Int(ge=1)], Field(min_length=6, max_length=6)] = absent(
+    widths: Annotated[list[Int(ge=WIDTH_RANGE[0], le=WIDTH_RANGE[1])], Field(min_length=6, max_length=6)] = absent(
         "backbone output channels: stem conv1, stem conv2, layer1..layer4 (the last equals model_size)"
     )
-    blocks: Annotated[list[Int(ge=1)], Field(min_length=4, max_length=4)] = absent(
+    blocks: Annotated[list[Int(ge=BLOCKS_RANGE[0], le=BLOCKS_RANGE[1])], Field(min_length=4, max_length=4)] = absent(
         "residual blocks in each of the 4 backbone layers"
     )
-    img_h: Int(ge=8, multiple_of=8) = absent("input height in pixels (a multiple of 8; default: the dataset's)")
-    img_w: Int(ge=4, multiple_of=4) = absent("input width in pixels (a multiple of 4; default: the dataset's)")
+    img_h: Size("img_h", text=False, multiple_of=8) = absent(
+        "input height in pixels (a multiple of 8; default: the dataset's)")
+    img_w: Size("img_w", text=False, multiple_of=4) = absent(
+        "input width in pixels (a multiple of 4; default: the dataset's)")
     keep_ratio: Bool = absent("resize to the height and right-pad instead of stretching to the width")
     variable_width: Bool = absent(
         "lines of any width up to img_w, batched by padding with the padding masked (needs keep_ratio)"
     )
-    max_len: Int(ge=1) = absent("longest text the decoder produces")
-    d_ff: Int(ge=1) = absent("feed-forward width of the transformer layers")
+    max_len: Size("max_len", text=False) = absent("longest text the decoder produces")
+    d_ff: Size("d_ff", text=False) = absent("feed-forward width of the transformer layers")
     ctc_weight: Num(ge=0, le=1) = absent(
         "weight of the CTC branch's loss: (1 - w) * attention + w * CTC; 0 builds no CTC branch"
     )

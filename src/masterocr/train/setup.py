@@ -116,6 +116,9 @@ def build_data(settings: RunSettings, dist: DistInfo) -> TrainData:
         batches = math.ceil(per_rank / opts.train_batch_size)
     if opts.max_len_step:
         batches = min(batches, int(opts.max_len_step))
+    if batches < opts.grad_accum_steps:  # accumulation restarts each epoch: not one optimizer step would be made
+        raise UserError(f"trainer.grad_accum_steps = {opts.grad_accum_steps}: an epoch has {batches} batches, so the "
+                        f"run would make no optimizer step; make it at most {batches}")
     total_steps = opts.max_steps or (opts.epochs * batches) // max(1, opts.grad_accum_steps)
     val_ds = None
     if opts.do_validation and settings.val_dataset:
@@ -172,7 +175,7 @@ def build_optimization(model: torch.nn.Module, opts: TrainSettings, total_steps:
                        device: torch.device) -> Optimization:
     """Optimizer and schedule from their config sections, a GradScaler for fp16 and the autocast dtype."""
     optimizer = optim.build_optimizer(model, opts.optimizer)
-    scheduler, per_step = optim.build_scheduler(optimizer, opts.lr_scheduler, total_steps)
+    scheduler, per_step = optim.build_scheduler(optimizer, opts.lr_scheduler, total_steps, opts.max_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=opts.amp == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(opts.amp or "")
     return Optimization(optimizer, scheduler, per_step, scaler, amp_dtype)
