@@ -14,8 +14,8 @@ PACKAGE = "masterocr"
 
 # bottom to top; one rank may hold several top-level units, which must not import each other (siblings)
 LAYERS: list[tuple[str, ...]] = [
-    ("errors",),
-    ("charset", "metrics", "assets"),
+    ("errors", "version"),
+    ("charset", "metrics", "assets", "imports", "samples"),
     ("model",),
     ("formats",),
     ("data",),

@@ -47,9 +47,18 @@ def cmd_train(args) -> int:
     if args.local_world_size is not None:
         config["local_world_size"] = args.local_world_size
     finetune = args.finetune if args.finetune is not None else bool(config.get("finetune", False))
+    if args.resume:  # `-r medium`: a shipped model by name, from any folder
+        from masterocr.assets import model_file
+
+        args.resume = str(model_file(args.resume))
     if finetune and not args.resume:
         raise UserError("--finetune needs a checkpoint: add -r path/to/checkpoint.pth")
     settings = run_settings(config)
+    if settings.trainer.tensorboard:  # said by --check too, and before any run folder is made
+        from masterocr.imports import check_installed
+        from masterocr.train.setup import TENSORBOARD_FEATURE
+
+        check_installed(TENSORBOARD_FEATURE, "tensorboard")
     params = check_run(settings, source, resume=None if finetune else args.resume,
                        finetune=args.resume if finetune else None)
     if args.check:

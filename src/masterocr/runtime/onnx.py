@@ -10,6 +10,7 @@ import torch
 from masterocr.charset import EOS, PAD, SOS
 from masterocr.errors import UserError
 from masterocr.formats.onnx_layout import DECODER_FILE, ENCODER_FILE, config_and_charset, default_onnx_path, read_meta
+from masterocr.imports import require
 from masterocr.model.backbone import STRIDE, Backbone
 from masterocr.model.master import step_bound
 from masterocr.runtime.base import BaseRecognizer, Decoded
@@ -26,8 +27,7 @@ class OnnxRecognizer(BaseRecognizer):
     supports_attention = False
 
     def __init__(self, folder: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+        ort = require("onnxruntime", "ONNX inference (--backend onnx)")
         folder = Path(folder)
         meta = read_meta(folder)
         cfg, charset = config_and_charset(meta)

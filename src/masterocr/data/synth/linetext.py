@@ -23,6 +23,7 @@ from collections import Counter
 
 from masterocr.charset import Charset
 from masterocr.data.synth.text import FREQ_EXPONENT, TextSampler
+from masterocr.imports import require
 
 __all__ = ["KINDS", "LENGTH_BUCKETS", "LineTextSampler", "gb2312_hanzi", "is_cjk"]
 
@@ -45,7 +46,7 @@ def is_cjk(ch: str) -> bool:
 @functools.lru_cache(maxsize=4)
 def _zh_words(keys: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
     """Chinese words of wordfreq's list whose characters the charset has, with cumulative weights."""
-    import wordfreq
+    wordfreq = require("wordfreq", "synthetic lines (masterocr synth --lines)")
 
     allowed = frozenset(keys)
     words: list[str] = []

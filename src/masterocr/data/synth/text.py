@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from masterocr.charset import Charset
 from masterocr.errors import UserError
+from masterocr.imports import require
 
 DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl")
 ENGLISH_SHARE = 0.6
@@ -38,10 +39,7 @@ _TRAIL = ",.;:!?"
 @functools.lru_cache(maxsize=16)
 def _word_list(lang: str, n: int) -> tuple[tuple[str, ...], tuple[float, ...]]:
     """(words, cumulative weights) of a language's `n` most frequent words, letters and apostrophes only."""
-    try:
-        import wordfreq
-    except ImportError as exc:
-        raise UserError("synthetic text needs the 'wordfreq' package: pip install 'masterocr[synth]'") from exc
+    wordfreq = require("wordfreq", "synthetic text (masterocr synth)")
     try:
         bins = wordfreq.get_frequency_list(lang)
     except LookupError as exc:
