@@ -88,7 +88,10 @@ def cmd_predict(args) -> int:
 def add_eval(sub) -> None:
     p = sub.add_parser(
         "eval", help="score predict_result.json against a label file",
-        description="Score predict_result.json against a label file, matched by file name. A label that is not a "
+        description="Score predict_result.json against a label file, matched by path: a label images/a.png "
+                    "finds the prediction a.png (predict run on images/) or images/a.png (predict run on the "
+                    "folder above, --recursive). Labels left unmatched are counted on stderr, by reason; with "
+                    "none matched the exit code is 1. A label that is not a "
                     "string, an empty label file, a prediction whose result is neither a string nor null, and a "
                     "file that is not a regular file are refused with the file, line or entry, and the reason "
                     "(docs/predict.md). Lines end at \\n only: U+2028, form feeds and the like stay in labels.")
@@ -102,6 +105,7 @@ def add_eval(sub) -> None:
 
 def cmd_eval(args) -> int:
     from masterocr.data.evaluation import evaluate_files
+    from masterocr.data.folders import terminal_safe
     from masterocr.metrics import format_table
 
     metrics = evaluate_files(args.predict_path, args.label_path, args.split)
@@ -110,6 +114,15 @@ def cmd_eval(args) -> int:
     else:
         print(format_table([("all", metrics)], ["word_acc", "word_acc_ci", "word_acc_str", "edit_acc",
                                                 "num_labels", "num_missing"]))
+    for why, group in metrics["unmatched"].items():
+        print(f"eval: {group['count']} of {metrics['num_labels']} labels unscored: {why} (e.g. "
+              f"{terminal_safe(group['examples'][0])})", file=sys.stderr)
+    if metrics["num_matched"] == 0:
+        seen = terminal_safe(metrics.get("prediction_example", "none"))
+        print(f"masterocr eval: error: no label matched a prediction (predictions are named like {seen}); run "
+              "predict on the folder the label paths start from (`masterocr predict DIR --recursive "
+              "--output-folder OUT`)", file=sys.stderr)
+        return 1
     return 0
 
 
