@@ -4,6 +4,7 @@ for every missing optional package, shipped models and configs by name from any 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,21 @@ def test_init_writes_the_shipped_template_and_never_overwrites(tmp_path, capsys)
         assets.shipped_config("nope")
     with pytest.raises(UserError):
         assets.shipped_config("../weights/master_medium.config")
+
+
+def test_verbose_turns_on_masterocrs_debug_lines_not_other_libraries(tmp_path):
+    sample = REPO / "samples" / "001.jpg"
+    code = ("import logging, sys; from masterocr.cli import main; sys.exit(main(sys.argv[1:])) if len(sys.argv) > 1 "
+            "else None")
+    out = subprocess.run([sys.executable, "-c", code, "-v", "predict", str(sample), "--backend", "torch", "--json"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert out.returncode == 0, out.stderr
+    assert "DEBUG PIL" not in out.stderr and "STREAM b'" not in out.stderr, out.stderr  # PIL's PNG chunk lines
+    from masterocr.cli import setup_logging
+
+    setup_logging(True)
+    import logging
+
+    assert logging.getLogger("masterocr.train").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("PIL.PngImagePlugin").isEnabledFor(logging.DEBUG)
