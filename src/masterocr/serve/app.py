@@ -229,7 +229,9 @@ def create_app(
         finally:
             await batcher.stop()
 
-    app = FastAPI(title="masterocr", version="1", lifespan=lifespan,
+    # no /docs or /redoc: Swagger UI and ReDoc fetch their scripts from a CDN, a blank page offline; the schema
+    # stays at /openapi.json, and docs/serve.md has a curl line for each input kind
+    app = FastAPI(title="masterocr", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="MASTER scene-text recognition: send word crops, get text, scores and attention.")
     app.state.batcher = batcher
     app.state.budget = budget
