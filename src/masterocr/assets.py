@@ -74,13 +74,18 @@ def shipped_files(name: str, onnx: bool = False) -> Path:
     return path
 
 
+def shipped_name(path_or_name: str | os.PathLike) -> str | None:
+    """The shipped model's name when `path_or_name` is one (`medium`, `small`, `line`, `word`) and no file of
+    that name is in the working folder (a file there is what the user means); else None."""
+    text = str(path_or_name)
+    return text if text in SHIPPED_MODELS and not Path(text).exists() else None
+
+
 def model_file(path_or_name: str | os.PathLike) -> Path:
-    """A model file given by path, or a shipped model by name (`medium`, `small`, `line`, `word`): a name that is
-    no file in the working folder means the shipped weights, so `-r medium` works from any folder."""
-    path = Path(path_or_name)
-    if str(path_or_name) in SHIPPED_MODELS and not path.exists():
-        return shipped_files(str(path_or_name))
-    return path
+    """A model file given by path, or a shipped model's weights by name (`shipped_name`), so `-r medium` works
+    from any folder."""
+    name = shipped_name(path_or_name)
+    return shipped_files(name) if name else Path(path_or_name)
 
 
 # the recipes `masterocr init NAME` writes by a short name; any file name in CONFIGS_DIR (less .json) works too

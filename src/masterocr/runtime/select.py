@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from masterocr.assets import DEFAULT_MODEL, SHIPPED_MODELS, shipped_files, shipped_onnx
+from masterocr.assets import DEFAULT_MODEL, shipped_files, shipped_name, shipped_onnx
 from masterocr.errors import UserError
 from masterocr.formats.onnx_layout import default_onnx_path
 from masterocr.runtime.base import BaseRecognizer
@@ -65,8 +65,8 @@ def load_recognizer(
     """
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}")
-    if model is None and checkpoint is not None and str(checkpoint) in SHIPPED_MODELS and not Path(checkpoint).exists():
-        checkpoint, model = None, str(checkpoint)
+    if model is None and checkpoint is not None and shipped_name(checkpoint):
+        checkpoint, model = None, shipped_name(checkpoint)
     if model is not None and model != DEFAULT_MODEL:
         if checkpoint is not None:
             raise UserError(f"--model {model} and --checkpoint both name a model; pass one")
