@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# constraints.txt: the exact versions tested (pyproject.toml has compatible ranges)
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[all,dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[all,dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,7 +24,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
-# the line model's int8 ONNX graphs (11 MB; weights/ ships without them to stay under 45 MB)
+# the line model's int8 ONNX graphs (11 MB; weights/ ships without them to stay under 45 MB); a wheel user
+# writes them with `masterocr export --checkpoint line --int8 --out master_line_int8`
 line-onnx: $(STAMP)
 	$(BIN)/python scripts/ship_onnx.py --model line
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from masterocr import Recognizer
 from masterocr.cli import main
 from masterocr.model import get_preset
@@ -41,3 +43,17 @@ def test_two_finetuning_steps_on_a_labelled_folder_write_a_checkpoint(word_set, 
     tuned = Recognizer.from_checkpoint(run_dir / "model_best.pth")
     assert tuned.cfg == get_preset("medium")
     assert len(tuned.predict([word_set / "images" / "000.png"])) == 1
+
+    # model_best.pth: what predicting and finetuning need, without the optimizer's state (a third of the size);
+    # resuming reads checkpoint-latest.pth, and model_best.pth says so
+    best = torch.load(run_dir / "model_best.pth", weights_only=True)
+    latest = torch.load(run_dir / "checkpoint-latest.pth", weights_only=True)
+    assert not {"optimizer", "lr_scheduler", "scaler", "rng"} & set(best) and isinstance(latest["optimizer"], dict)
+    assert {"model_state_dict", "model_config", "charset", "config", "step"} <= set(best)
+    size = (run_dir / "model_best.pth").stat().st_size
+    assert size < (run_dir / "checkpoint-latest.pth").stat().st_size / 2
+    capsys.readouterr()
+    assert main(["train", "-c", str(path), "-r", str(run_dir / "model_best.pth"), "--set", *quick]) == 2
+    assert "holds weights only" in capsys.readouterr().err
+    assert main(["train", "-c", str(path), "-r", str(run_dir / "model_best.pth"), "--finetune", "--set",
+                 *quick]) == 0

@@ -254,6 +254,7 @@ def test_huge_config_in_a_1kb_file_allocates_nothing(tiny: dict, tmp_path: Path)
 def test_cli_fifo_checkpoint_is_one_line_and_never_blocks(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "c.pth")
     (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(b"")  # an image to read: the checkpoint is what gets refused
     proc = subprocess.run([sys.executable, "-m", "masterocr", "predict", "--checkpoint", str(tmp_path / "c.pth"),
                            "--backend", "torch", "--img-folder", str(tmp_path / "imgs"), "--output-folder",
                            str(tmp_path / "o")], capture_output=True, text=True, timeout=120)

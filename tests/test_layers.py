@@ -14,9 +14,9 @@ PACKAGE = "masterocr"
 
 # bottom to top; one rank may hold several top-level units, which must not import each other (siblings)
 LAYERS: list[tuple[str, ...]] = [
-    ("errors",),
-    ("limits", "files", "devices", "text"),
-    ("charset", "metrics", "assets"),
+    ("errors", "version"),
+    ("limits", "files", "devices", "text", "imports"),
+    ("charset", "metrics", "assets", "samples"),
     ("model",),
     ("formats",),
     ("data",),

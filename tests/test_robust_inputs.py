@@ -70,7 +70,7 @@ def test_cli_predict_writes_one_entry_per_file_with_reasons(tiny_ckpt, mixed_fol
         assert reason in e["error"] and name in e["error"], (name, e["error"])
     for name in GOOD_FILES:
         e = by_name[name]
-        assert "error" not in e, (name, e)
+        assert e["error"] is None and e["text"] == e["result"] and e["score"] == e["pred_score"], (name, e)
         assert isinstance(e["result"], str) and 0.0 <= e["pred_score"] <= 1.0, name
     assert f"({len(GOOD_FILES)} read, {len(BAD_FILES)} unreadable)" in captured.err
     # stdout: one line per file, errors marked

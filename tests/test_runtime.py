@@ -3,6 +3,7 @@ the folder rule; conv+BN folding asks each block; the export-safe model is built
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ from masterocr.model.backbone import BasicBlock, ConvBN, MultiAspectGCA, fuse_mo
 from masterocr.runtime.base import BaseRecognizer
 from masterocr.runtime.select import load_recognizer
 from masterocr.runtime.torch import Recognizer
+from masterocr.samples import path as sample_path
+
+SAMPLE_WORD = sample_path("001.jpg")
 
 
 def test_shipped_models_are_chosen_by_name():
@@ -104,6 +108,7 @@ def test_a_release_without_a_model_says_how_to_get_one(tmp_path, monkeypatch, ca
     for make in (lambda: Recognizer("line"), lambda: load_recognizer(model="line", backend="auto")):
         with pytest.raises(UserError, match="'line' model is not shipped.*--checkpoint"):
             make()
+    shutil.copy(SAMPLE_WORD, tmp_path / "word.jpg")  # something to read: the missing model is what is said
     assert main(["predict", "--img-folder", str(tmp_path), "--model", "line"]) != 0
     assert "'line' model is not shipped" in capsys.readouterr().err
 
@@ -113,5 +118,7 @@ def test_line_weights_without_their_int8_graphs_say_how_to_make_them(tmp_path, m
 
     monkeypatch.setattr(assets, "WEIGHTS_DIR", tmp_path)
     (tmp_path / "master_line.safetensors").write_bytes(b"")
-    with pytest.raises(UserError, match="master_line_int8.*make line-onnx.*--backend torch"):
+    fix = "master_line_int8.*`masterocr export --checkpoint line --int8.*--backend torch"
+    with pytest.raises(UserError, match=fix) as err:
         load_recognizer(model="line", backend="onnx")
+    assert "scripts/" not in str(err.value) and "make " not in str(err.value)  # a wheel has neither

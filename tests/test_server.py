@@ -178,6 +178,15 @@ def test_model_info(client, rec):
     assert m["attention_grid"] == {"height": rec.cfg.img_h // 8, "width": rec.cfg.img_w // 4}
     assert m["checkpoint"] is None and m["sha256"] is None  # in-memory model
     assert m["parameters"] == sum(p.numel() for p in rec.model.parameters())
+    assert m["model"] is None and m["reads"] == "word crops" and {"word", "small"} <= set(m["shipped_models"])
+
+
+def test_model_info_names_the_shipped_model_that_reads():
+    from masterocr.serve.info import model_info
+
+    for name, reads in (("word", "word crops"), ("small", "word crops"), ("line", "text lines")):
+        m = model_info(Recognizer(name), {})
+        assert m["model"] == name and m["reads"] == reads and name in m["shipped_models"]
 
 
 def test_app_shutdown_stops_its_decode_thread(rec):
@@ -225,7 +234,9 @@ def test_openapi(client):
     assert {"/healthz", "/v1/model"} <= set(spec["paths"])
     body = spec["paths"]["/v1/recognize"]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "application/json"} <= set(body)
-    assert client.get("/docs").status_code == 200
+    # Swagger UI and ReDoc load scripts from a CDN (blank offline): not served; the schema is
+    for route in ("/docs", "/redoc"):
+        assert client.get(route).status_code == 404
 
 
 # --- batching, back-pressure, timeout --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 from masterocr.errors import UserError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"  # the recipes (the repository's configs/ links here)
 WEIGHTS_ENV = "MASTEROCR_WEIGHTS"
 
 
@@ -24,10 +25,13 @@ class ShippedModel:
     onnx: str  # folder of its int8 ONNX graphs (scripts/ship_onnx.py writes it)
 
 
-# shipped models by the name a user chooses them by (`--model word`); "word" reads word crops, "line" text
-# lines (configs/line_cpu.json trains one; its files are absent from a release that does not ship it)
+# shipped models by the name a user chooses them by (`--model word`, `-r medium`, `--checkpoint small`): "word"
+# (the medium preset) reads word crops, "small" faster and less exactly, "line" text lines (configs/line_cpu.json
+# trains one; its files are absent from a release that does not ship it)
 SHIPPED_MODELS: dict[str, ShippedModel] = {
     "word": ShippedModel(weights="master_medium.safetensors", onnx="master_medium_int8"),
+    "medium": ShippedModel(weights="master_medium.safetensors", onnx="master_medium_int8"),
+    "small": ShippedModel(weights="master_small.safetensors", onnx="master_small_int8"),
     "line": ShippedModel(weights="master_line.safetensors", onnx="master_line_int8"),
 }
 DEFAULT_MODEL = "word"
@@ -56,17 +60,44 @@ def shipped_files(name: str, onnx: bool = False) -> Path:
     how to get a model when this release does not carry it."""
     path = shipped_onnx(name) if onnx else shipped_model(name)
     if onnx and not path.exists() and shipped_model(name).exists():
-        # the line model's graphs do not fit weights/' size budget: they are made on the user's machine
+        # the line model's graphs do not fit the wheel's size budget: they are made on the user's machine
         raise UserError(
             f"the {name!r} model's int8 ONNX graphs ({path.name}) are not in this release; write them with "
-            f"`python scripts/ship_onnx.py --model {name}` (make line-onnx for the line model) or read with "
-            "--backend torch"
+            f"`masterocr export --checkpoint {name} --int8 --out {path.name}` and read with `--backend onnx "
+            f"--checkpoint {path.name}`, or read with --backend torch"
         )
     if not path.exists():
         raise UserError(
             f"the {name!r} model is not shipped in this release ({path.name} is missing); train one "
-            "(docs/training.md; configs/line_cpu.json for lines) and pass its file with --checkpoint"
+            "(docs/training.md; `masterocr init line` writes a line recipe) and pass its file with --checkpoint"
         )
+    return path
+
+
+def shipped_name(path_or_name: str | os.PathLike) -> str | None:
+    """The shipped model's name when `path_or_name` is one (`medium`, `small`, `line`, `word`) and no file of
+    that name is in the working folder (a file there is what the user means); else None."""
+    text = str(path_or_name)
+    return text if text in SHIPPED_MODELS and not Path(text).exists() else None
+
+
+def model_file(path_or_name: str | os.PathLike) -> Path:
+    """A model file given by path, or a shipped model's weights by name (`shipped_name`), so `-r medium` works
+    from any folder."""
+    name = shipped_name(path_or_name)
+    return shipped_files(name) if name else Path(path_or_name)
+
+
+# the recipes `masterocr init NAME` writes by a short name; any file name in CONFIGS_DIR (less .json) works too
+CONFIG_NAMES = {"finetune": "finetune_example", "line": "line_cpu", "synth": "synth_cpu"}
+
+
+def shipped_config(name: str) -> Path:
+    """A shipped training config by short name (CONFIG_NAMES) or file name without .json."""
+    path = CONFIGS_DIR / f"{CONFIG_NAMES.get(name, name)}.json"
+    if "/" in name or "\\" in name or not path.is_file():
+        known = ", ".join([*CONFIG_NAMES, *sorted(p.stem for p in CONFIGS_DIR.glob("*.json"))])
+        raise UserError(f"no shipped config {name!r}; choose one of {known}")
     return path
 
 

@@ -20,10 +20,11 @@ from masterocr.data.labels import read_labels
 from masterocr.errors import UserError
 from masterocr.metrics import line_scores, score
 from masterocr.runtime.torch import Recognizer
+from masterocr.samples import SAMPLES_DIR
 from masterocr.train.config import run_settings
 from masterocr.train.loop import train
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = SAMPLES_DIR  # package data: the demo runs from a wheel too
 
 
 def _render_word(text: str, height: int = 32):

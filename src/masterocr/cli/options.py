@@ -10,13 +10,14 @@ from masterocr.assets import SHIPPED_MODELS
 from masterocr.errors import UserError
 from masterocr.limits import MAX_BATCH, MAX_SAMPLES, MAX_WORKERS
 from masterocr.model.config import INT_RANGES
-from masterocr.train.config import parse_bool
 
 
 def bool_arg(value: str) -> bool:
     """argparse type of the true/false options: the config's words (parse_bool), an empty value refused."""
     if not value.strip():
         raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    from masterocr.train.config import parse_bool  # here: the CLI starts without the config machinery
+
     try:
         return parse_bool(value)
     except UserError as exc:

@@ -52,10 +52,19 @@ def cmd_train(args) -> int:
     source = f"{args.config} with --set" if args.set else args.config
     if args.local_world_size is not None:
         config["local_world_size"] = args.local_world_size
+    if args.resume:  # `-r medium`: a shipped model by name, from any folder
+        from masterocr.assets import model_file
+
+        args.resume = str(model_file(args.resume))
     settings = run_settings(config, source, training=True)  # the one validation of what the run reads
     finetune = args.finetune if args.finetune is not None else settings.validated.finetune
     if finetune and not args.resume:
         raise UserError("--finetune needs a checkpoint: add -r path/to/checkpoint.pth")
+    if settings.trainer.tensorboard:  # said by --check too, and before any run folder is made
+        from masterocr.imports import check_installed
+        from masterocr.train.setup import TENSORBOARD_FEATURE
+
+        check_installed(TENSORBOARD_FEATURE, "tensorboard")
     params = check_run(settings, source, resume=None if finetune else args.resume,
                        finetune=args.resume if finetune else None)
     if args.check:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from masterocr.data.labels import check_regular_file, json_type, read_labels
+from masterocr.data.matching import match_predictions
 from masterocr.errors import UserError
 from masterocr.metrics import score
 
@@ -51,10 +52,19 @@ def read_predictions(path: str | Path) -> dict[str, str | None]:
 
 
 def evaluate_files(predict_path: str | Path, label_path: str | Path, split: str = ",") -> dict:
-    """Score a predict_result.json against a label file; predictions are matched by file name. A label file
-    with no label is refused: a score over nothing would read as 100 %."""
+    """Score a predict_result.json against a label file; predictions are matched by path (data.matching: a
+    label `images/a.png` finds a prediction `a.png`). A label without a prediction counts as wrong;
+    "num_matched" says how many found one and "unmatched" lists the others by reason (up to 5 each, with the
+    count). A label file with no label is refused: a score over nothing would read as 100 %."""
     labels = read_labels(label_path, split)
     if not labels:
         raise UserError(f"label file {label_path} holds no labels; nothing to score against")
     preds = read_predictions(predict_path)
-    return score([preds.get(name) for name in labels], list(labels.values()))
+    matched = match_predictions(list(labels), preds)
+    metrics = score(matched.texts, list(labels.values()))
+    metrics["num_matched"] = matched.num_matched
+    metrics["unmatched"] = {why: {"count": len(names), "examples": names[:5]}
+                            for why, names in matched.unmatched.items()}
+    if preds:
+        metrics["prediction_example"] = next(iter(preds))
+    return metrics

@@ -4,6 +4,7 @@ of file names that are not valid UTF-8 or hold control characters."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import stat
@@ -68,6 +69,67 @@ def scan_folder(folder: str | Path) -> FolderScan:
         else:
             (scan.skipped if path.suffix.lower() in NOT_IMAGES else scan.images).append(path)
     return scan
+
+
+@dataclass
+class Gathered:
+    """What `predict` reads, in order: (name in the results, path, None) for an image, (name, path, reason) for
+    an entry refused without opening; and each scanned folder's scan (for the warnings about what it passed
+    over)."""
+
+    items: list[tuple[str, Path, str | None]] = field(default_factory=list)
+    scans: list[tuple[Path, FolderScan]] = field(default_factory=list)
+
+    @property
+    def images(self) -> list[tuple[str, Path]]:
+        return [(name, path) for name, path, why in self.items if why is None]
+
+
+GLOB_CHARS = frozenset("*?[")
+
+
+def gather_images(inputs: list[str | Path], recursive: bool = False) -> Gathered:
+    """The images named by `inputs`: files, folders (their images, scan_folder's rule; with `recursive` their
+    subfolders' too, links to folders not followed) and glob patterns (`**` spans folders). An image from a
+    folder is named by its path relative to that folder (`sub/a.png`, so label files with folders match it),
+    a file or glob match as given. A path named twice is read once. UserError for an input that names nothing."""
+    out, seen = Gathered(), set()
+
+    def add(name: str, path: Path, why: str | None) -> None:
+        key = os.path.abspath(path)  # not realpath: a link beside its target is an entry of its own
+        if key not in seen:
+            seen.add(key)
+            out.items.append((name, path, why))
+
+    for item in inputs:
+        text = str(item)
+        if os.path.lexists(text):
+            paths = [Path(text)]
+        elif GLOB_CHARS & set(text):
+            paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
+            if not paths:
+                raise UserError(f"no file matches {terminal_safe(text)}; check the pattern")
+        else:
+            raise UserError(f"{terminal_safe(text)} does not exist; pass image files, folders or glob patterns")
+        for path in paths:
+            kind = _kind(path)
+            if kind == "folder":
+                _gather_folder(path, path, recursive, out, add)
+            else:
+                add(path.as_posix(), path, kind)
+    return out
+
+
+def _gather_folder(root: Path, folder: Path, recursive: bool, out: Gathered, add) -> None:
+    scan = scan_folder(folder)
+    refused = dict(scan.refused)
+    for path in sorted([*scan.images, *refused]):
+        add(path.relative_to(root).as_posix(), path, refused.get(path))
+    walked = [p for p in scan.folders if not p.is_symlink()] if recursive else []
+    scan.folders = [p for p in scan.folders if p not in walked]  # what is left is passed over, and said so
+    out.scans.append((folder, scan))
+    for sub in walked:
+        _gather_folder(root, sub, recursive, out, add)
 
 
 def list_image_files(folder: str | Path) -> tuple[list[Path], list[Path]]:

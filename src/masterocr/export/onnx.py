@@ -16,6 +16,7 @@ from torch import nn
 from masterocr.charset import SOS, Charset
 from masterocr.formats.load import load_model
 from masterocr.formats.onnx_layout import DECODER_FILE, ENCODER_FILE, export_meta, write_meta
+from masterocr.imports import check_installed
 from masterocr.model import MASTER
 
 OPSET = 17
@@ -94,6 +95,7 @@ def _export(module: nn.Module, args: tuple, path: Path, names_in, names_out, dyn
 
 def export_model(model: MASTER, charset: Charset, out_dir: str | Path, source: str | None = None) -> Path:
     """Export an in-memory model to out_dir (encoder, decoder step, model.json); returns out_dir."""
+    check_installed("making ONNX graphs (masterocr export)", "onnx", extra="export")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = export_safe(model)

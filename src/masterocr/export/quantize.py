@@ -22,8 +22,12 @@ from masterocr.errors import UserError
 from masterocr.export.onnx import export_onnx
 from masterocr.formats.load import charset_of
 from masterocr.formats.onnx_layout import DECODER_FILE, ENCODER_FILE, META_FILE, read_meta, write_meta
+from masterocr.imports import check_installed
 
 log = logging.getLogger(__name__)
+
+
+INT8_FEATURE = "int8 ONNX graphs (masterocr export --int8)"
 
 
 def synthetic_calibration(meta: dict, count: int = 128, seed: int = 0) -> np.ndarray:
@@ -46,6 +50,7 @@ def synthetic_calibration(meta: dict, count: int = 128, seed: int = 0) -> np.nda
 
 def quantize_exported(src: str | Path, dst: str | Path, calibration: np.ndarray, batch: int = 16) -> Path:
     """Write int8 versions of the fp32 graphs in `src` (from `export_model`) to `dst`; returns `dst`."""
+    check_installed(INT8_FEATURE, "onnxruntime", extra="export")
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -104,6 +109,7 @@ def export_onnx_int8(
     """
     if calib_count < 1:
         raise UserError(f"--calib-count must be >= 1, got {calib_count}")
+    check_installed(INT8_FEATURE, "onnx", "onnxruntime", extra="export")
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(checkpoint, Path(tmp) / "fp32")
         meta = read_meta(fp32)

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from masterocr.assets import model_file
 from masterocr.errors import UserError, require_regular_file
 from masterocr.formats.weights import load_weights
 
@@ -58,9 +59,10 @@ def check_state_dict(state: object, path: Path) -> None:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a training checkpoint with `weights_only=True`: tensors and plain containers only.
 
-    A file that carries pickled objects (which could run code) is refused with a message saying so.
+    A file that carries pickled objects (which could run code) is refused with a message saying so. A shipped
+    model's name (`medium`, `line`; assets.model_file) reads its shipped weights.
     """
-    path = Path(path)
+    path = model_file(path)
     if path.is_dir():
         candidate = path / "checkpoint-latest.pth"
         if not candidate.exists():

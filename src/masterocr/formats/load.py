@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from masterocr.assets import default_weights_path
+from masterocr.assets import default_weights_path, model_file
 from masterocr.charset import Charset
 from masterocr.errors import UserError
 from masterocr.formats.checkpoint import load_checkpoint
@@ -83,11 +83,11 @@ def model_spec(ckpt: dict) -> tuple[MasterConfig, Charset]:
 
 
 def load_model(path: str | Path | None = None) -> tuple[MASTER, Charset, Path]:
-    """Model, charset and the file read, from a checkpoint (.pth) or weights (.safetensors); None = the default
-    model (`assets.default_weights_path`). The config is checked against the tensors the file carries (names
-    and shapes, on the meta device; for safetensors from the header, before any tensor is read) before the
-    module is built."""
-    path = path if path is not None else default_weights_path()
+    """Model, charset and the file read, from a checkpoint (.pth), weights (.safetensors) or a shipped model's
+    name (`medium`, `small`, `line`); None = the default model (`assets.default_weights_path`). The config is
+    checked against the tensors the file carries (names and shapes, on the meta device; for safetensors from
+    the header, before any tensor is read) before the module is built."""
+    path = model_file(path) if path is not None else default_weights_path()
     if Path(path).suffix == ".safetensors" and not Path(path).is_dir():
         head = read_header(path)
         cfg, charset = model_spec(head)

@@ -1,4 +1,5 @@
-"""The recognizer interface: preprocessing, batching, folder prediction and post-processing, for every backend.
+"""The recognizer interface: preprocessing, batching and post-processing, for every backend (files and folders:
+runtime.files).
 
 A backend implements only `decode_batch` (greedy decoding of a preprocessed batch); the rest lives here, so
 the PyTorch and onnxruntime recognizers read images, batch them, report unreadable ones and turn tokens into
@@ -8,33 +9,20 @@ text the same way.
 from __future__ import annotations
 
 import abc
-import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from masterocr.charset import EOS, NUM_SPECIAL, UNK, Charset
-from masterocr.data.folders import (
-    FolderScan,
-    check_predict_folders,
-    escape_name,
-    remove_stale,
-    scan_folder,
-    terminal_safe,
-    write_json_atomic,
-)
 from masterocr.data.images import ImageError, load_image
 from masterocr.data.transforms import pad_batch, preprocess, preprocess_line
 from masterocr.errors import UserError
 from masterocr.limits import MAX_BATCH, check_count
 from masterocr.model import MasterConfig
 from masterocr.model.backbone import Backbone
-
-log = logging.getLogger(__name__)
 
 
 def line_attention(attention: torch.Tensor, widths: torch.Tensor, rows: int) -> list[torch.Tensor]:
@@ -48,18 +36,25 @@ def line_attention(attention: torch.Tensor, widths: torch.Tensor, rows: int) -> 
 
 @dataclass
 class Prediction:
+    """One image's reading: `text` and `score` (None when the image could not be read, and `error` says why),
+    `char_scores` (one per character, empty when unknown). The same four keys come back from the CLI's JSON,
+    the HTTP service and `to_dict`."""
+
     text: str | None
     score: float | None
     char_scores: list[float] = field(default_factory=list)
     error: str | None = None
     attention: list[list[float]] | None = None  # per character, weights over the (H/8)x(W/4) memory
 
+    def to_dict(self) -> dict:
+        """The result shape shared by the CLI's JSON, the HTTP service and Python: text, score, char_scores
+        (a list, empty when unknown), error (None when read)."""
+        return {"text": self.text, "score": self.score, "char_scores": list(self.char_scores), "error": self.error}
+
     def to_json(self, filename: str) -> dict:
-        """The original's predict_result.json entry, plus an error when the image could not be read."""
-        entry = {"filename": filename, "result": self.text, "pred_score": self.score}
-        if self.error is not None:
-            entry["error"] = self.error
-        return entry
+        """A predict_result.json entry: the filename, the result shape, and the original's `result` and
+        `pred_score` keys beside it for the original's tools."""
+        return {"filename": filename, **self.to_dict(), "result": self.text, "pred_score": self.score}
 
 
 @dataclass
@@ -179,57 +174,3 @@ class BaseRecognizer(abc.ABC):
             for j, pred in zip(index[start : start + batch_size], preds):
                 results[j] = pred
         return results[:1] if single else results  # type: ignore[return-value]
-
-    def predict_folder(
-        self, folder: str | Path, output_folder: str | Path, batch_size: int = 32, progress: bool = True
-    ) -> tuple[Path, list[dict]]:
-        """Recognize every image in `folder` and write output_folder/predict_result.json (the original's format).
-
-        An older predict_result.json there is removed before inference starts, so a run that fails leaves none.
-        The result is written atomically. Label and document files kept beside the images (data.folders.
-        NOT_IMAGES), hidden files and subfolders are skipped with a warning; links to nothing, link loops and
-        FIFOs get an entry with the reason, never opened; every other file gets an entry, with the reason when
-        it cannot be read. A name that is not valid UTF-8 is written escaped (data.folders.escape_name) with
-        "name_escaped": true."""
-        check_count("batch_size", batch_size, 1, MAX_BATCH, fix="pass the number of images per forward pass")
-        check_predict_folders(folder, output_folder)
-        folder, out = Path(folder), Path(output_folder)
-        scan = scan_folder(folder)
-        _warn_passed_over(folder, scan)
-        if not scan.images and not scan.refused:
-            raise UserError(f"image folder {terminal_safe(str(folder))} holds no image files")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create output folder {out} ({exc.strerror})") from exc
-        result = out / "predict_result.json"
-        remove_stale(result)
-        by_path = {path: Prediction(None, None, error=f"{path}: {why}; not read") for path, why in scan.refused}
-        for start in tqdm(range(0, len(scan.images), batch_size), desc="predict", disable=not progress, leave=False):
-            chunk = scan.images[start : start + batch_size]
-            by_path.update(zip(chunk, self.predict(chunk, batch_size=batch_size)))
-        entries = [_entry(path.name, by_path[path]) for path in sorted(by_path)]
-        write_json_atomic(result, entries)
-        return result, entries
-
-
-def _entry(name: str, pred: Prediction) -> dict:
-    """The JSON entry of one file, its name and error escaped when not valid UTF-8."""
-    shown, escaped = escape_name(name)
-    entry = pred.to_json(shown)
-    if "error" in entry:
-        entry["error"] = escape_name(entry["error"])[0]
-    if escaped:
-        entry["name_escaped"] = True
-    return entry
-
-
-def _warn_passed_over(folder: Path, scan: FolderScan) -> None:
-    """One warning per kind of entry that gets no row: label/document files, hidden files, subfolders."""
-    for what, paths in (("label/document files", scan.skipped), ("hidden files", scan.hidden),
-                        ("subfolders", scan.folders)):
-        if paths:
-            names = ", ".join(terminal_safe(p.name) for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
-            log.warning("skipped %d %s in %s: %s", len(paths), what, terminal_safe(str(folder)), names)
-    for path, why in scan.refused:
-        log.warning("not reading %s: %s", terminal_safe(str(path)), why)

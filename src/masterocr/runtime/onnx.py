@@ -17,6 +17,7 @@ from masterocr.formats.onnx_layout import (
     default_onnx_path,
     read_meta,
 )
+from masterocr.imports import require
 from masterocr.model.backbone import STRIDE, Backbone
 from masterocr.model.master import step_bound
 from masterocr.runtime.base import BaseRecognizer, Decoded
@@ -33,8 +34,7 @@ class OnnxRecognizer(BaseRecognizer):
     supports_attention = False
 
     def __init__(self, folder: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
+        ort = require("onnxruntime", "ONNX inference (--backend onnx)")
         folder = Path(folder)
         meta = read_meta(folder)
         cfg, charset = config_and_charset(meta)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from masterocr.assets import DEFAULT_MODEL, shipped_files, shipped_onnx
+from masterocr.assets import DEFAULT_MODEL, shipped_files, shipped_name, shipped_onnx
 from masterocr.devices import parse_device
 from masterocr.errors import UserError
 from masterocr.formats.onnx_layout import default_onnx_path
@@ -63,12 +63,15 @@ def load_recognizer(
     backend runs the decoder steps of batches under 32 images on one thread whatever `threads` says: they are
     too small to share (bench/onnx_threads.py); for the torch backend one thread was not faster at batch 1.
 
-    `model`: a shipped model by name ("word", the default, or "line"; assets.SHIPPED_MODELS).
+    `model`: a shipped model by name ("word", the default, "small" or "line"; assets.SHIPPED_MODELS); a
+    `checkpoint` that is such a name and no file here means the same.
     """
     device = parse_device(device)  # malformed or absent: one line with what is available
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise UserError(f"threads must be at least 1, got {threads!r}")
     threads = cpu_threads(threads)
+    if model is None and checkpoint is not None and shipped_name(checkpoint):
+        checkpoint, model = None, shipped_name(checkpoint)
     if model is not None and model != DEFAULT_MODEL:
         if checkpoint is not None:
             raise UserError(f"--model {model} and --checkpoint both name a model; pass one")

@@ -48,7 +48,7 @@ MAX_PIXELS_IN_FLIGHT = 2 * MAX_PIXELS
 class RecognitionResult(BaseModel):
     text: str | None
     score: float | None
-    char_scores: list[float] | None
+    char_scores: list[float]  # one per character; empty when the image could not be read
     attention: list[list[float]] | None = None  # only with ?attention=true: per character, H/8 x W/4 flattened
     error: str | None
 
@@ -140,16 +140,12 @@ def result_entries(prepared: list[torch.Tensor | str], preds: list[Prediction], 
     """One response entry per image, in request order: the prediction, or the image's error."""
     results, it = [], iter(preds)
     for p in prepared:
-        if isinstance(p, str):
-            results.append({"text": None, "score": None, "char_scores": None, "error": p})
-            continue
-        pred = next(it)
-        entry = {"text": pred.text, "score": pred.score, "char_scores": pred.char_scores}
+        pred = Prediction(None, None, error=p) if isinstance(p, str) else next(it)
+        entry = pred.to_dict()  # the result shape the CLI's JSON and Python share
         if attention:
             entry["attention"] = (
                 None if pred.attention is None else [[round(float(w), 5) for w in row] for row in pred.attention]
             )
-        entry["error"] = None
         results.append(entry)
     return results
 
@@ -246,7 +242,9 @@ def create_app(
         finally:
             await batcher.stop()
 
-    app = FastAPI(title="masterocr", version="1", lifespan=lifespan,
+    # no /docs or /redoc: Swagger UI and ReDoc fetch their scripts from a CDN, a blank page offline; the schema
+    # stays at /openapi.json, and docs/serve.md has a curl line for each input kind
+    app = FastAPI(title="masterocr", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="MASTER scene-text recognition: send word crops, get text, scores and attention.")
     app.state.batcher = batcher
     app.state.budget = budget

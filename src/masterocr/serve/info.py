@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from masterocr.assets import SHIPPED_MODELS, shipped_model, shipped_onnx
 from masterocr.formats.onnx_layout import META_FILE, folder_sha256
 from masterocr.formats.weights import file_sha256
 from masterocr.runtime.base import BaseRecognizer
@@ -19,11 +20,26 @@ def _weights_sha256(path: Path | None) -> str | None:
     return file_sha256(path) if path.is_file() else None
 
 
+def shipped_names(path: Path | None) -> tuple[str | None, list[str]]:
+    """(the shipped model's name `path` is, or None; the shipped models this release carries), "medium" folded
+    into "word": the page says which model reads and how to start the others."""
+    names = [n for n in SHIPPED_MODELS if n != "medium" and shipped_model(n).is_file()]
+    if path is None:
+        return None, names
+    path = Path(path).resolve()
+    name = next((n for n in names if path in (shipped_model(n).resolve(), shipped_onnx(n).resolve())), None)
+    return name, names
+
+
 def model_info(recognizer: BaseRecognizer, serving: dict) -> dict:
     """What /v1/model answers: the model's config, charset, input, weights file name and the serving limits."""
     cfg = recognizer.cfg
     weights_path = recognizer.weights_path
+    name, shipped = shipped_names(weights_path)
     return {
+        "model": name,  # a shipped model's name (`masterocr serve --model NAME`), None for another file
+        "reads": "text lines" if cfg.variable_width else "word crops",
+        "shipped_models": shipped,
         "config": cfg.to_dict(),
         "charset": {"keys": recognizer.charset.keys, "size": len(recognizer.charset.keys),
                     "case_sensitive": recognizer.charset.case_sensitive},

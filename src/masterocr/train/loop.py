@@ -37,6 +37,7 @@ from masterocr.train.setup import (
 )
 from masterocr.train.signals import StopSignal
 from masterocr.train.state import (
+    BEST,
     LATEST,
     TrainState,
     auto_resume_dir,
@@ -44,6 +45,7 @@ from masterocr.train.state import (
     finetune_from,
     new_run_dir,
     resume_from,
+    weights_checkpoint,
 )
 from masterocr.train.validation import Monitor, validation_metrics
 
@@ -134,16 +136,17 @@ class Trainer:
         return run_dir or new_run_dir(opts)
 
     # checkpoints ------------------------------------------------------------------------------------------------
-    def save(self, name: str) -> Path | None:
-        """Rank 0 writes `run_dir/name` atomically; the other ranks only wait."""
+    def save(self, name: str, resumable: bool = True) -> Path | None:
+        """Rank 0 writes `run_dir/name` atomically; the other ranks only wait. Not `resumable`: the weights,
+        configs and progress without the optimizer's state (state.weights_checkpoint)."""
         path = None
         now = time.perf_counter()
         self.state.train_seconds += now - self._clock
         self._clock = now
         if self.dist.is_main:
             path = self.run_dir / name
-            atomic_save(checkpoint_dict(self.state, self.model, self.optimization, self.settings,
-                                        self.dist.world_size), path)
+            ckpt = checkpoint_dict(self.state, self.model, self.optimization, self.settings, self.dist.world_size)
+            atomic_save(ckpt if resumable else weights_checkpoint(ckpt), path)
             log.info("saved %s (epoch %d, step %d)", path, self.state.epoch, self.state.step)
         return path
 
@@ -290,7 +293,7 @@ class Trainer:
         value = metrics[self.monitor.key]
         if self.monitor.improves(value, state.monitor_best):
             state.monitor_best, state.not_improved = value, 0
-            self.save("model_best.pth")
+            self.save(BEST, resumable=False)
         else:
             state.not_improved += 1
         return 0 < self.settings.trainer.early_stop <= state.not_improved

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from masterocr.data import Augment, build_dataset, collate
 from masterocr.data.datasets import Batch
 from masterocr.errors import UserError
+from masterocr.imports import check_installed
 from masterocr.model import build_model
 from masterocr.train import optim
 from masterocr.train.config import RunSettings, TrainSettings
@@ -192,9 +193,15 @@ def wrap_model(model: torch.nn.Module, dist: DistInfo, compile_model: bool) -> t
     return net
 
 
+TENSORBOARD_FEATURE = "trainer.tensorboard=true (TensorBoard logs)"
+
+
 def open_run_folder(run_dir: Path, raw_config: dict, tensorboard: bool):
     """Create the run folder with its config.json and train.log (every masterocr log line from here on);
-    returns the TensorBoard writer when asked for, else None."""
+    returns the TensorBoard writer when asked for, else None. A missing tensorboard package is said before the
+    folder is made."""
+    if tensorboard:
+        check_installed(TENSORBOARD_FEATURE, "tensorboard")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(raw_config, indent=2))
     handler = logging.FileHandler(run_dir / "train.log")

@@ -29,6 +29,10 @@ from masterocr.train.setup import Optimization
 log = logging.getLogger("masterocr.train")
 
 LATEST = "checkpoint-latest.pth"
+BEST = "model_best.pth"
+# the parts of a checkpoint that only resuming needs: model_best.pth goes without them (predicting and finetuning
+# read its weights, config and charset), a third of the size for AdamW; checkpoint-*.pth keep them all
+RESUME_ONLY = ("optimizer", "lr_scheduler", "scaler", "rng")
 
 
 @dataclass
@@ -126,6 +130,11 @@ def load_weights(model: torch.nn.Module, ckpt: dict, strict: bool) -> None:
                     ", ".join(skipped[:6]) + (" ..." if len(skipped) > 6 else ""))
 
 
+def weights_checkpoint(ckpt: dict) -> dict:
+    """`ckpt` (a checkpoint_dict) without what only resuming needs (RESUME_ONLY): for model_best.pth."""
+    return {key: value for key, value in ckpt.items() if key not in RESUME_ONLY}
+
+
 def finetune_from(path: str | Path, model: torch.nn.Module) -> None:
     """Weights only: epochs, optimizer and schedule start fresh (the original's --finetune true)."""
     ckpt = load_checkpoint(path)
@@ -137,7 +146,7 @@ def _check_resumable(ckpt: dict) -> None:
     if not isinstance(ckpt.get("optimizer"), dict):  # weights (.safetensors) or a bare state_dict
         raise UserError(
             f"{ckpt['_path']} holds weights only, no training state to resume; "
-            "use --finetune to start from these weights, or resume from a checkpoint-*.pth"
+            f"use --finetune to start from these weights, or resume from {LATEST} (or a checkpoint-*.pth)"
         )
     if fuse_separate_projections(ckpt["model_state_dict"]).keys() != ckpt["model_state_dict"].keys():
         raise UserError(
