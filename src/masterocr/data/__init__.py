@@ -5,7 +5,7 @@ from masterocr.data.datasets import Batch, JsonlDataset, TextLineDataset, collat
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.data.lmdb import lmdb_from_labels, write_lmdb
 from masterocr.data.lmdb_datasets import ConcatTextDataset, LmdbDataset, hierarchy_dataset
-from masterocr.data.transforms import PAD_VALUE, Augment, preprocess
+from masterocr.data.transforms import PAD_VALUE, Augment, ModelInput, preprocess
 
 __all__ = [
     "MAX_PIXELS",
@@ -16,6 +16,7 @@ __all__ = [
     "ImageError",
     "JsonlDataset",
     "LmdbDataset",
+    "ModelInput",
     "TextLineDataset",
     "build_dataset",
     "collate",
