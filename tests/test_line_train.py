@@ -60,3 +60,34 @@ def test_line_model_trains_two_steps(tmp_path):
     finally:
         trainer.close()
     assert summary["step"] == 2 and summary["bad_samples"] == 0
+
+
+def test_pooled_ctc_run_counts_what_it_showed_and_resumes_it(tmp_path):
+    """Width pools, the CTC branch and the run's counts of lines, characters and views per character: kept in
+    the checkpoint and restored on resume."""
+    words = ["a", "elephants", "cat", "go", "tiger", "bee"]
+    root = write_word_set(tmp_path / "words", words)
+    data = {"type": "TextDataset", "args": {"txt_file": str(root / "gt.txt"), "img_root": str(root / "images")}}
+    config = _config(tmp_path, data)
+    config["model_arch"]["args"]["ctc_weight"] = 0.5
+    config["train_loader"]["args"]["batch_size"] = 1
+    config["trainer"].update({"bucket_pool": 3, "max_steps": 4, "auto_resume": True})
+    trainer = Trainer(run_settings(config), device="cpu")
+    try:
+        trainer.fit()
+        state = trainer.state
+    finally:
+        trainer.close()
+    assert state.lines_seen == 4 and state.chars_seen > 0
+    assert sum(state.char_views.values()) == state.chars_seen  # no spaces in these labels
+    assert state.train_seconds > 0
+    config["trainer"]["max_steps"] = 6
+    resumed = Trainer(run_settings(config), device="cpu")
+    try:
+        assert resumed.state.step == 4 and resumed.state.char_views == state.char_views
+        resumed.fit()
+        assert resumed.state.lines_seen == 6  # one epoch of 6 words: every word shown once
+        assert sorted(resumed.state.char_views.items()) == sorted(
+            {c: sum(w.count(c) for w in words) for c in set("".join(words))}.items())
+    finally:
+        resumed.close()

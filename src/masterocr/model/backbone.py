@@ -40,6 +40,30 @@ def masked_layer_norm(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) ->
     return (x - mean) * torch.rsqrt(var + eps) * mask
 
 
+class MaskedBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics (the batch's, and the running ones they update) come from the
+    valid columns of a padded batch only (`mask` (B, 1, 1, W)); without a mask, or in eval mode, it is
+    BatchNorm2d. Padded columns would otherwise pull the mean towards what the network computes on padding,
+    by the padding's share of the batch, and a line read alone (no padding) would meet other statistics."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None or not self.training or not self.track_running_stats:
+            return super().forward(x)
+        n = (mask.sum() * x.size(2)).clamp_min(2.0)
+        mean = (x * mask).sum((0, 2, 3)) / n
+        centred = (x - mean[None, :, None, None]) * mask
+        var = (centred**2).sum((0, 2, 3)) / n
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1), alpha=m)
+        out = (x - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            out = out * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return out
+
+
 def _stride_w(pool: nn.Module) -> int:
     stride = getattr(pool, "stride", 1)
     return int(stride[1] if isinstance(stride, (tuple, list)) else stride)
@@ -84,7 +108,13 @@ class FusesConvBN:
 
 
 class ConvBN(nn.Sequential, FusesConvBN):
-    """conv -> BatchNorm2d (-> more layers, e.g. a ReLU); the state dict keys are those of an nn.Sequential."""
+    """conv -> BatchNorm2d (-> more layers, e.g. a ReLU); the state dict keys are those of an nn.Sequential.
+    `mask` (B, 1, 1, W): the valid columns of a padded batch, for the BatchNorm's training statistics."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, mask) if isinstance(layer, MaskedBatchNorm2d) else layer(x)
+        return x
 
     def fuse(self) -> int:
         if not _foldable(self[0], self[1]):
@@ -94,7 +124,7 @@ class ConvBN(nn.Sequential, FusesConvBN):
 
 
 def conv_bn_relu(cin: int, cout: int) -> ConvBN:
-    return ConvBN(conv3x3(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return ConvBN(conv3x3(cin, cout), MaskedBatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 def fuse_model(model: nn.Module) -> int:
@@ -178,12 +208,12 @@ class BasicBlock(nn.Module, FusesConvBN):
     def __init__(self, cin: int, cout: int, gca: MultiAspectGCA | None = None) -> None:
         super().__init__()
         self.conv1 = conv3x3(cin, cout)
-        self.bn1 = nn.BatchNorm2d(cout)  # PyTorch's default momentum (the original's 0.9 was a mistake)
+        self.bn1 = MaskedBatchNorm2d(cout)  # PyTorch's default momentum (the original's 0.9 was a mistake)
         self.conv2 = conv3x3(cout, cout)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = MaskedBatchNorm2d(cout)
         self.gca = gca
         self.downsample = (
-            ConvBN(nn.Conv2d(cin, cout, kernel_size=1, bias=False), nn.BatchNorm2d(cout)) if cin != cout else None
+            ConvBN(nn.Conv2d(cin, cout, kernel_size=1, bias=False), MaskedBatchNorm2d(cout)) if cin != cout else None
         )
 
     def fuse(self) -> int:
@@ -196,17 +226,21 @@ class BasicBlock(nn.Module, FusesConvBN):
                 folded += 1
         return folded
 
+    @staticmethod
+    def _bn(bn: nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return bn(x, mask) if isinstance(bn, MaskedBatchNorm2d) else bn(x)  # folded: an Identity
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """`mask` (B, 1, 1, W): zeroes the padded columns before each 3x3 conv (see the module docstring)."""
         if mask is not None:
             x = x * mask
-        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = F.relu(self._bn(self.bn1, self.conv1(x), mask), inplace=True)
         if mask is not None:
             out = out * mask
-        out = self.bn2(self.conv2(out))
+        out = self._bn(self.bn2, self.conv2(out), mask)
         if self.gca is not None:
             out = self.gca(out, mask)
-        identity = x if self.downsample is None else self.downsample(x)
+        identity = x if self.downsample is None else self.downsample(x, mask)
         return F.relu(out + identity, inplace=True)
 
 
@@ -244,7 +278,8 @@ class Backbone(nn.Module):
         if widths is None:
             return self.stages(self.stem(x))
         for layer in self.stem:
-            x = layer(x * column_mask(widths, x.size(-1)))
+            mask = column_mask(widths, x.size(-1))
+            x = layer(x * mask, mask)
         for stage in self.stages:
             for layer in stage:
                 if isinstance(layer, (nn.MaxPool2d, nn.Identity)):
@@ -253,7 +288,8 @@ class Backbone(nn.Module):
                 elif isinstance(layer, BasicBlock):
                     x = layer(x, column_mask(widths, x.size(-1)))
                 else:
-                    x = layer(x * column_mask(widths, x.size(-1)))
+                    mask = column_mask(widths, x.size(-1))
+                    x = layer(x * mask, mask)
         return x * column_mask(widths, x.size(-1))
 
     @staticmethod

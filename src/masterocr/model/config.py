@@ -15,7 +15,10 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "d_model": (1, 4096), "nhead": (1, 64), "d_ff": (1, 16384), "num_decoder_layers": (1, 48),
     "num_encoder_layers": (0, 48), "max_len": (1, 10_000),
 }
-FLOAT_RANGES: dict[str, tuple[float, float]] = {"gca_ratio": (0.001, 1.0), "dropout": (0.0, 1.0)}
+FLOAT_RANGES: dict[str, tuple[float, float]] = {
+    "gca_ratio": (0.001, 1.0), "dropout": (0.0, 1.0), "ctc_weight": (0.0, 1.0),
+}
+DECODE_MODES = ("attention", "ctc", "joint")
 BOOL_FIELDS = ("keep_ratio", "gca_all_blocks", "gca_att_scale", "with_encoder", "share_parameter", "variable_width")
 WIDTH_RANGE, BLOCKS_RANGE = (1, 4096), (0, 32)
 MAX_CLASSES = 100_000
@@ -55,6 +58,10 @@ def _check_types(cfg: MasterConfig) -> None:
     gca = cfg.gca_layers
     if not isinstance(gca, (list, tuple)) or len(gca) != 4 or not all(isinstance(g, bool) for g in gca):
         raise ConfigError(f"model option gca_layers is {gca!r}; it must be a list of 4 true/false values")
+    if cfg.decode not in DECODE_MODES:
+        raise ConfigError(f"model option decode is {cfg.decode!r}; it must be one of {', '.join(DECODE_MODES)}")
+    if cfg.decode != "attention" and not cfg.ctc_weight:
+        raise ConfigError(f"model option decode is {cfg.decode!r}, which needs the CTC branch: set ctc_weight > 0")
     if not isinstance(cfg.gca_fusion, str) or not isinstance(cfg.extra, dict):
         raise ConfigError("model option gca_fusion must be a string and extra a JSON object")
 
@@ -98,6 +105,13 @@ class MasterConfig:
     share_parameter: bool = False  # one layer reused for every stack (the original's option)
     max_len: int = 100  # longest text the decoder produces (the original's STRING_MAX_LEN)
 
+    # joint CTC-attention (model/ctc.py): a CTC branch on the memory, trained with loss
+    # (1 - ctc_weight) * attention cross-entropy + ctc_weight * CTC; 0 builds no branch (the paper's model).
+    # `decode` is the default reading: attention (cached greedy), ctc (one pass) or joint (attention that the
+    # CTC branch bounds and rescores)
+    ctc_weight: float = 0.0
+    decode: str = "attention"
+
     extra: dict = field(default_factory=dict)  # free-form metadata kept with checkpoints
 
     def __post_init__(self) -> None:
@@ -130,8 +144,10 @@ class MasterConfig:
         d = asdict(self)
         for k in ("widths", "blocks", "gca_layers"):
             d[k] = list(d[k])
-        if not d["variable_width"]:  # fixed-width models write the configs (and model.json) they always wrote
-            del d["variable_width"]
+        # models without the newer options write the configs (and model.json) they always wrote
+        for name, default in (("variable_width", False), ("ctc_weight", 0.0), ("decode", "attention")):
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod

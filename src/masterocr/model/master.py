@@ -11,7 +11,8 @@ from torch import nn
 
 from masterocr.charset import EOS, PAD, SOS
 from masterocr.model.backbone import STRIDE, Backbone
-from masterocr.model.config import MasterConfig
+from masterocr.model.config import DECODE_MODES, MasterConfig
+from masterocr.model.ctc import FRAMES_PER_COLUMN, CTCHead, CTCPrefixScorer, greedy_ctc
 from masterocr.model.decoder import (
     KV,
     CrossAttention,
@@ -22,15 +23,18 @@ from masterocr.model.decoder import (
     fast_layer_norm,
     fast_linear,
 )
+from masterocr.model.joint import joint_pick, joint_step_bound
 
 
 @dataclass
 class DecodeOutput:
-    """Greedy decoding result; `attention` is (B, T, S) averaged over heads of the last layer, when asked."""
+    """Greedy decoding result; `attention` is (B, T, S) averaged over heads of the last layer, when asked;
+    `spans` (B, T, 2) the first and last CTC frame of each character (ctc decoding; -1 after the text)."""
 
     tokens: torch.Tensor  # (B, T) without SOS, PAD after EOS
     probs: torch.Tensor  # (B, T) top probability at each step, 0 after EOS
     attention: torch.Tensor | None = None
+    spans: torch.Tensor | None = None
 
     def __iter__(self):  # `tokens, probs = model.decode(...)`
         return iter((self.tokens, self.probs))
@@ -97,6 +101,7 @@ class MASTER(nn.Module):
         self.decoder = _stack(dec, cfg.num_decoder_layers, cfg.share_parameter)
         self.decoder_norm = nn.LayerNorm(d)
         self.generator = nn.Linear(d, num_classes)
+        self.ctc = CTCHead(d, cfg.img_h // 8, num_classes) if cfg.ctc_weight > 0 else None
         # the original applies Xavier to every matrix, convolutions included, after the backbone's Kaiming init
         for p in self.parameters():
             if p.dim() > 1:
@@ -151,6 +156,16 @@ class MASTER(nn.Module):
         """Cross-attention keys/values of the memory, once per image, for every decoder layer."""
         return [layer.cross_attn.project_kv(memory) for layer in self.decoder]
 
+    def ctc_logits(self, memory: torch.Tensor) -> torch.Tensor:
+        """The CTC branch's frame logits (B, F, V) of a memory (blank = PAD)."""
+        if self.ctc is None:
+            raise ValueError("this model has no CTC branch (ctc_weight 0); decode with mode='attention'")
+        return self.ctc(memory, self.cfg.variable_width)
+
+    def ctc_frames(self, images: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) valid CTC frames of each image."""
+        return self.memory_columns(images, widths) * FRAMES_PER_COLUMN
+
     # decoder side -----------------------------------------------------------------------------------------------
     def _embed(self, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
         return self.token_pos(self.embed(tokens) * math.sqrt(self.cfg.d_model), offset)
@@ -186,17 +201,25 @@ class MASTER(nn.Module):
             x = layer.step(x, kv, cache, pos, mask)
         return fast_linear(self.generator, fast_layer_norm(self.decoder_norm, x))
 
-    def forward(self, images: torch.Tensor, targets: torch.Tensor, widths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, targets: torch.Tensor, widths: torch.Tensor | None = None, masked: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Teacher forcing. targets (B, T) = [SOS] text [EOS] PAD...; returns logits (B, T-1, V) that
-        predict targets[:, 1:]. `widths` (B,): valid pixel widths of a right-padded variable-width batch."""
+        predict targets[:, 1:]. `widths` (B,): valid pixel widths of a right-padded variable-width batch.
+        `masked=True` returns `training_outputs` instead (through forward, so that DDP sees the call)."""
+        if masked:
+            return self.training_outputs(images, targets, widths)
         return self.generator(self.decoder_states(images, targets, widths))
 
     def decoder_states(
         self, images: torch.Tensor, targets: torch.Tensor, widths: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The final decoder states (B, T-1, D) of teacher forcing, before the generator: a loss over a
-        large charset can project only the positions it scores (see `masked_logits`)."""
-        memory = self.encode(images, widths)
+        """The final decoder states (B, T-1, D) of teacher forcing, before the generator."""
+        return self._teacher_states(self.encode(images, widths), images, targets, widths)
+
+    def _teacher_states(
+        self, memory: torch.Tensor, images: torch.Tensor, targets: torch.Tensor, widths: torch.Tensor | None
+    ) -> torch.Tensor:
         mem_kv = self.memory_kv(memory)
         mask = self.memory_mask(images, widths)
         x = self._embed(targets[:, :-1])
@@ -209,10 +232,20 @@ class MASTER(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (N, V) of the N non-pad target positions only and their targets (N,): the same loss as
         `forward` with ignore_index=pad, without projecting the padding onto the whole charset."""
-        states = self.decoder_states(images, targets, widths)
+        logits, gold, _ = self.training_outputs(images, targets, widths, pad)
+        return logits, gold
+
+    def training_outputs(
+        self, images: torch.Tensor, targets: torch.Tensor, widths: torch.Tensor | None = None, pad: int = PAD
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One encoder pass for both losses: the decoder's logits (N, V) at the N non-pad target positions,
+        their targets (N,), and the CTC branch's frame logits (B, F, V) (None without the branch)."""
+        memory = self.encode(images, widths)
+        states = self._teacher_states(memory, images, targets, widths)
         gold = targets[:, 1:]
         keep = gold != pad
-        return self.generator(states[keep]), gold[keep]
+        ctc = self.ctc_logits(memory) if self.ctc is not None else None
+        return self.generator(states[keep]), gold[keep], ctc
 
     @torch.no_grad()
     def decode(
@@ -223,21 +256,45 @@ class MASTER(nn.Module):
         suppress_eos: bool = False,
         return_attention: bool = False,
         widths: torch.Tensor | None = None,
+        mode: str | None = None,
     ) -> DecodeOutput:
         """Greedy decoding of up to max_len characters plus EOS; stops once every sequence has ended.
 
-        Each row of a keep-ratio model stops after `step_bound` characters of its width (no runaway on a
-        blank or noisy line); plainly resized crops (the word presets) run to max_len. `widths` (B,): valid
-        pixel widths of a right-padded variable-width batch. `use_cache=False` is the reference that re-runs
-        the decoder over the whole prefix at every step. `suppress_eos` forbids EOS (fixed-length decoding,
-        for benchmarks).
+        `mode` (default: the config's `decode`): "attention", the decoder alone; "ctc", the CTC branch's best
+        path in one pass (with each character's frame span); "joint", attention decoding that the CTC branch
+        rescores and bounds (model/joint.py). Each row of a keep-ratio model stops after `step_bound`
+        characters of its width (no runaway on a blank or noisy line); plainly resized crops (the word presets)
+        run to max_len. `widths` (B,): valid pixel widths of a right-padded variable-width batch.
+        `use_cache=False` is the reference that re-runs the decoder over the whole prefix at every step.
+        `suppress_eos` forbids EOS (fixed-length decoding, for benchmarks).
         """
+        mode = self.cfg.decode if mode is None else mode
+        if mode not in DECODE_MODES:
+            raise ValueError(f"unknown decoding mode {mode!r}; use one of {', '.join(DECODE_MODES)}")
         max_len = self.cfg.max_len if max_len is None else max_len
         memory = self.encode(images, widths)
-        mem_kv = self.memory_kv(memory)
-        mask = self.memory_mask(images, widths)
         cols = self.memory_columns(images, widths)
         limits = step_bound(cols, self.cfg.img_h, max_len, self.cfg.keep_ratio) + 1  # steps, EOS's too
+        scorer = None
+        if mode != "attention":
+            frames = cols * FRAMES_PER_COLUMN
+            ctc_logits = self.ctc_logits(memory)
+            reading = greedy_ctc(ctc_logits, frames, max_len)
+            if mode == "ctc":
+                return DecodeOutput(reading.tokens, reading.probs, None, reading.spans)
+            lengths = (reading.tokens != PAD).sum(1) - 1
+            limits = torch.minimum(limits, joint_step_bound(lengths) + 1)
+            scorer = CTCPrefixScorer(ctc_logits, frames)
+        return self._greedy(memory, images, widths, limits, use_cache, suppress_eos, return_attention, scorer)
+
+    def _greedy(
+        self, memory: torch.Tensor, images: torch.Tensor, widths: torch.Tensor | None, limits: torch.Tensor,
+        use_cache: bool, suppress_eos: bool, return_attention: bool, scorer: CTCPrefixScorer | None,
+    ) -> DecodeOutput:
+        """The autoregressive loop: each row stops at EOS or after `limits` steps; with a `scorer` each step's
+        choice is the joint one."""
+        mem_kv = self.memory_kv(memory)
+        mask = self.memory_mask(images, widths)
         steps = int(limits.max())
         b = images.size(0)
         prefix = torch.full((b, 1), SOS, dtype=torch.long, device=images.device)  # grows only without the cache
@@ -255,7 +312,10 @@ class MASTER(nn.Module):
                 logits, cache, w = self.decode_step(last.unsqueeze(1), mem_kv, cache, step, return_attention, mask)
             else:  # the full recompute: the reference the cached paths are tested against
                 logits, _, w = self.decode_step(prefix, mem_kv, None, 0, return_attention, mask)
-            nxt, p, done = greedy_pick(logits, done, suppress_eos)
+            if scorer is None:
+                nxt, p, done = greedy_pick(logits, done, suppress_eos)
+            else:
+                nxt, p, done = joint_pick(logits, scorer, done)
             done = done | (limits <= step + 1)  # a row at its bound ends here
             tokens.append(nxt)
             probs.append(p)

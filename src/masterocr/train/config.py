@@ -120,7 +120,8 @@ def model_config(config: dict) -> MasterConfig:
     for section, key, name, conv in pairs:
         if key in section and section[key] is not None:
             overrides[name] = conv(section[key])
-    for key in ("widths", "blocks", "img_h", "img_w", "keep_ratio", "variable_width", "max_len", "d_ff"):
+    for key in ("widths", "blocks", "img_h", "img_w", "keep_ratio", "variable_width", "max_len", "d_ff",
+                "ctc_weight", "decode"):
         if key in args:
             overrides[key] = args[key]
     data = dataset_args(config)
@@ -193,6 +194,7 @@ class TrainSettings:
     label_smoothing: float = 0.0
     amp: str | None = None  # "bf16" | "fp16" | None
     grad_accum_steps: int = 1
+    bucket_pool: int = 0  # batches per width-sorted pool (train/sampler.py WidthPools); 0: off
     compile: bool = False
     auto_resume: bool = False  # run dir save_dir/name/run_id (no timestamp); resume its checkpoint-latest.pth
     nan_patience: int = 20  # consecutive non-finite losses before the run stops

@@ -10,27 +10,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from masterocr.charset import PAD
+from masterocr.data.datasets import Batch
 from masterocr.errors import UserError
 from masterocr.formats.checkpoint import atomic_save
+from masterocr.model.ctc import ctc_loss
 from masterocr.train.config import RunSettings
 from masterocr.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
+from masterocr.train.sampler import padding_columns
 from masterocr.train.setup import (
     build_data,
     build_optimization,
     build_train_model,
     open_run_folder,
     seed_everything,
-    train_loader,
+    train_batches,
     val_loader,
     wrap_model,
 )
@@ -75,6 +76,8 @@ class _StepMeter:
     started: float
     seen: int = 0
     loss_sum: float = 0.0
+    padded_columns: int = 0  # pixel columns of padding, and in all, of the micro-batches (lines x width)
+    columns: int = 0
 
     def take_step_loss(self, micro_batches: int) -> float:
         loss, self.loss_sum = self.loss_sum / micro_batches, 0.0
@@ -112,13 +115,16 @@ class Trainer:
         self._nonfinite_run = 0
         self.stop_signal = StopSignal()
         self.writer = None
+        self._clock = time.perf_counter()  # train_seconds counts from here, then from each save
 
     def _place_start(self, resume: str | Path | None, finetune: str | Path | None) -> Path:
         """Resume, finetune or start fresh; returns the run folder."""
         opts = self.settings.trainer
         run_dir = None
-        if opts.auto_resume and not resume and not finetune:
-            run_dir, resume = auto_resume_dir(opts)
+        if opts.auto_resume and not resume:  # its own checkpoint first; the finetuning weights only start it
+            run_dir, latest = auto_resume_dir(opts)
+            if latest is not None:
+                resume, finetune = latest, None
         if resume:
             return resume_from(resume, model=self.model, optimization=self.optimization, state=self.state,
                                dist=self.dist, batch_size=opts.train_batch_size,
@@ -131,6 +137,9 @@ class Trainer:
     def save(self, name: str) -> Path | None:
         """Rank 0 writes `run_dir/name` atomically; the other ranks only wait."""
         path = None
+        now = time.perf_counter()
+        self.state.train_seconds += now - self._clock
+        self._clock = now
         if self.dist.is_main:
             path = self.run_dir / name
             atomic_save(checkpoint_dict(self.state, self.model, self.optimization, self.settings,
@@ -147,12 +156,16 @@ class Trainer:
     def _loss(self, images: torch.Tensor, labels: list[str], widths: torch.Tensor | None = None) -> torch.Tensor:
         longest = max(self.charset.label_length(t) for t in labels)
         targets = self.charset.encode_batch(labels, min(self.cfg.max_len, longest)).to(self.device)
+        images = images.to(self.device, non_blocking=True)
         with self._autocast():
-            logits = self.net(images.to(self.device, non_blocking=True), targets, widths)
-        return F.cross_entropy(
-            logits.float().reshape(-1, logits.size(-1)), targets[:, 1:].reshape(-1),
-            ignore_index=PAD, label_smoothing=self.settings.trainer.label_smoothing,
-        )  # fmt: skip
+            logits, gold, ctc = self.net(images, targets, widths, masked=True)
+        # the mean over the batch's characters, whatever their padding (a line's loss does not depend on its batch)
+        loss = F.cross_entropy(logits.float(), gold, label_smoothing=self.settings.trainer.label_smoothing)
+        if ctc is None:
+            return loss
+        w = self.cfg.ctc_weight
+        frames = self.model.ctc_frames(images, None if widths is None else widths.to(self.device))
+        return (1 - w) * loss + w * ctc_loss(ctc, frames, targets)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         ok = float(torch.isfinite(loss).item())
@@ -197,11 +210,25 @@ class Trainer:
         self._nonfinite_run = 0
         self.optimization.scaler.scale(loss / opts.grad_accum_steps).backward()
         meter.seen += len(batch.labels)
+        padded, total = padding_columns(batch)
+        meter.padded_columns += padded
+        meter.columns += total
+        self._count_shown(batch.labels)
         meter.loss_sum += float(loss.detach())
         if state.batch_in_epoch % opts.grad_accum_steps:
             return False
         self._optimizer_step()
         return True
+
+    def _count_shown(self, labels: list[str]) -> None:
+        state = self.state
+        state.lines_seen += len(labels)
+        views = state.char_views
+        for text in labels:
+            state.chars_seen += len(text)
+            for ch in text:
+                if not ch.isspace():
+                    views[ch] = views.get(ch, 0) + 1
 
     # after a step -----------------------------------------------------------------------------------------------
     def _log_step(self, step_loss: float, meter: _StepMeter, bar: tqdm) -> None:
@@ -209,12 +236,16 @@ class Trainer:
         step_loss = all_reduce_sum([step_loss], self.dist)[0] / self.dist.world_size
         rate = meter.seen * self.dist.world_size / max(time.perf_counter() - meter.started, 1e-9)
         lr = self.optimization.optimizer.param_groups[0]["lr"]
+        padding = meter.padded_columns / max(1, meter.columns)
         bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}")
-        log.debug("step %d loss %.6f lr %.3e %.1f img/s", self.state.step, step_loss, lr, rate)
+        log.debug("step %d loss %.6f lr %.3e %.1f img/s padding %.3f lines %d chars %d", self.state.step,
+                  step_loss, lr, rate, padding, self.state.lines_seen, self.state.chars_seen)
         if self.writer:
             self.writer.add_scalar("train/loss", step_loss, self.state.step)
             self.writer.add_scalar("train/lr", lr, self.state.step)
             self.writer.add_scalar("train/images_per_s", rate, self.state.step)
+            self.writer.add_scalar("train/padding_share", padding, self.state.step)
+            self.writer.add_scalar("train/chars_seen", self.state.chars_seen, self.state.step)
 
     def _run_callbacks(self) -> None:
         info = StepState(self.state.step, self.state.epoch, self.state.batch_in_epoch, self.dist.rank,
@@ -277,8 +308,12 @@ class Trainer:
                  sum(getattr(train_ds, "skipped", {}).values()), self.data.batches_per_epoch,
                  self.dist.world_size, self.device, self.run_dir)
 
-    def _loader(self) -> DataLoader:
-        return train_loader(self.data, self.state.epoch, self.state.samples_in_epoch, self.settings.trainer.seed)
+    def _batches(self) -> Iterator[Batch]:
+        state = self.state
+        train_ds = self.data.train_ds
+        if hasattr(train_ds, "set_views"):  # the hanzi sampler favours what the run has shown least
+            train_ds.set_views(state.char_views)
+        return train_batches(self.data, state.epoch, state.samples_in_epoch, self.settings.trainer.seed)
 
     def _run_epoch(self, bar: tqdm) -> bool:
         """Train the rest of the current epoch; True when the run stops inside it."""
@@ -287,7 +322,7 @@ class Trainer:
             opt.scheduler.step()  # epoch-wise schedules (StepLR) advance at each new epoch
         bar.set_description(f"epoch {state.epoch}")
         meter = _StepMeter(time.perf_counter())
-        for batch in self._loader():
+        for batch in self._batches():
             if state.batch_in_epoch >= self.data.batches_per_epoch:
                 break
             if self._train_batch(batch, meter) and self._after_step(meter, bar):
@@ -313,6 +348,7 @@ class Trainer:
         """Train until `epochs` (or `max_steps`) is reached, a signal arrives or early stopping fires."""
         opts, state = self.settings.trainer, self.state
         self._open_run()
+        self._clock = time.perf_counter()
         self.net.train()
         bar = tqdm(total=self.data.total_steps, initial=state.step,
                    disable=not (self.dist.is_main and opts.progress), dynamic_ncols=True, unit="step")

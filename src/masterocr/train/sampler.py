@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch.utils.data import Dataset, DistributedSampler
+
+from masterocr.data.datasets import Batch
 
 
 class ResumableSampler(DistributedSampler):
@@ -67,3 +70,40 @@ class ResumableSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self._total(max(0, len(self.dataset) - self.skip)) // self.num_replicas
+
+
+class WidthPools:
+    """A collate that turns `pool` batches' worth of variable-width lines into `pool` batches of neighbours
+    in width, so that little of each padded batch is padding (the convolutions compute on padding too).
+
+    The lines are sorted by width (stable), cut into batches of `batch_size`, and the batches put in an order
+    drawn from the pool's own labels: the same pool gives the same batches in the same order, so a run resumed
+    mid-pool re-renders the pool and skips the batches it had trained (exact resume)."""
+
+    def __init__(self, collate: Callable[[Sequence], Batch], batch_size: int) -> None:
+        self.collate = collate
+        self.batch_size = batch_size
+
+    def __call__(self, items: Sequence) -> list[Batch]:
+        kept = [item for item in items if item is not None]
+        skipped = len(items) - len(kept)
+        kept.sort(key=lambda item: item[0].size(-1))
+        groups = [kept[i : i + self.batch_size] for i in range(0, len(kept), self.batch_size)] or [[]]
+        random.Random("\n".join(label for _, label in kept)).shuffle(groups)
+        batches = [self.collate(group) for group in groups]
+        batches[0] = batches[0]._replace(skipped=batches[0].skipped + skipped)
+        return batches
+
+
+def padding_columns(batch: Batch) -> tuple[int, int]:
+    """(padded, total) pixel columns of a batch, summed over its lines (0 padded for a stacked batch)."""
+    if batch.images is None:
+        return 0, 0
+    total = batch.images.size(0) * batch.images.size(-1)
+    return (0 if batch.widths is None else total - int(batch.widths.sum())), total
+
+
+def padding_share(batches: Sequence[Batch]) -> float:
+    """Share of the batches' pixels that are padding (what the convolutions compute for nothing)."""
+    padded, total = (sum(col) for col in zip(*(padding_columns(b) for b in batches), (0, 0)))
+    return padded / max(1, total)

@@ -110,6 +110,9 @@ class Trainer(RunFields):
     label_smoothing: NumText(ge=0, lt=1) = absent("label smoothing of the loss")
     amp: Literal["bf16", "fp16"] | None = Field(None, description="mixed precision (null: fp32)")
     grad_accum_steps: IntText(ge=1) = absent("batches per optimizer step")
+    bucket_pool: IntText(ge=0, le=64) = absent(
+        "width bucketing: load N batches at a time, sort their lines by width and batch neighbours (0: off)"
+    )
     compile: Flag = absent("torch.compile the model")
     auto_resume: Flag = absent("fixed run folder save_dir/name/run_id; continue from its checkpoint-latest.pth")
     nan_patience: IntText(ge=1) = absent("consecutive non-finite losses before the run stops")

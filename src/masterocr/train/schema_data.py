@@ -110,6 +110,9 @@ class SynthLineDatasetArgs(CommonDatasetArgs):
     seed: Int() = absent("rendering seed (default: the config's seed)")
     max_len: Int(ge=1) = absent("most characters per line, at most the model's max_len (default: the model's)")
     max_width: Int(ge=32) = absent("widest line in pixels, at most the model's img_w (default: the model's)")
+    short_epochs: Int(ge=0) = absent(
+        "length curriculum: the first N epochs draw short chunks (3-30 Latin characters, 2-12 hanzi; default 0)"
+    )
 
 
 DATASET_ARGS: dict[str, type[CommonDatasetArgs]] = {

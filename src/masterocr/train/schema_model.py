@@ -4,11 +4,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from masterocr.model.config import DECODE_MODES
 from masterocr.model.presets import PRESETS
-from masterocr.train.schema_fields import Bool, Flag, Int, IntText, Name, NumText, Open, PathText, absent, ignored
+from masterocr.train.schema_fields import (
+    Bool,
+    Flag,
+    Int,
+    IntText,
+    Name,
+    Num,
+    NumText,
+    Open,
+    PathText,
+    absent,
+    ignored,
+)
 
 PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 Fusion = Literal["channel_concat", "channel_add", "channel_mul"]
+DecodeMode = Literal[DECODE_MODES]  # type: ignore[valid-type]
 
 
 class CommonKwargs(Open):
@@ -72,6 +86,10 @@ class ModelArgs(Open):
     )
     max_len: Int(ge=1) = absent("longest text the decoder produces")
     d_ff: Int(ge=1) = absent("feed-forward width of the transformer layers")
+    ctc_weight: Num(ge=0, le=1) = absent(
+        "weight of the CTC branch's loss: (1 - w) * attention + w * CTC; 0 builds no CTC branch"
+    )
+    decode: DecodeMode = absent("default reading: attention, ctc (one pass) or joint (needs ctc_weight > 0)")
 
 
 class ModelArch(Open):

@@ -10,7 +10,7 @@ import logging
 import math
 import random
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +19,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from masterocr.data import Augment, build_dataset, collate
+from masterocr.data.datasets import Batch
 from masterocr.errors import UserError
 from masterocr.model import build_model
 from masterocr.train import optim
 from masterocr.train.config import RunSettings, TrainSettings
 from masterocr.train.distributed import DistInfo
-from masterocr.train.sampler import ResumableSampler
+from masterocr.train.sampler import ResumableSampler, WidthPools
 from masterocr.train.vocab import warn_outside_vocabulary
 
 log = logging.getLogger("masterocr.train")
@@ -73,6 +74,7 @@ class TrainData:
     total_steps: int
     val_ds: Dataset | None  # this rank's slice of the validation set
     collate: Callable = collate
+    pool: int = 1  # micro-batches per loaded width pool
 
 
 def dataset_kwargs(settings: RunSettings) -> dict:
@@ -97,15 +99,21 @@ def build_data(settings: RunSettings, dist: DistInfo) -> TrainData:
         raise UserError("the training set is empty after skipping bad samples; check the label file and paths")
     if dist.is_main:
         warn_outside_vocabulary(train_ds, settings.charset)
+    pool = max(1, opts.bucket_pool)  # micro-batches per loaded pool (1: no width bucketing)
     sampler = ResumableSampler(
-        train_ds, dist.world_size, dist.rank, shuffle=True, seed=opts.seed, batch_size=opts.train_batch_size,
+        train_ds, dist.world_size, dist.rank, shuffle=True, seed=opts.seed, batch_size=opts.train_batch_size * pool,
     )
     per_rank = math.ceil(len(train_ds) / dist.world_size)
-    drop_last = per_rank >= opts.train_batch_size  # a set smaller than a batch still trains
+    drop_last = per_rank >= opts.train_batch_size * pool  # a set smaller than a batch still trains
+    collate_fn = WidthPools(collate, opts.train_batch_size) if opts.bucket_pool else collate
     loader_kwargs = dict(
-        batch_size=opts.train_batch_size, num_workers=opts.train_num_workers, collate_fn=collate, drop_last=drop_last
-    )
-    batches = per_rank // opts.train_batch_size if drop_last else math.ceil(per_rank / opts.train_batch_size)
+        batch_size=opts.train_batch_size * pool, num_workers=opts.train_num_workers, collate_fn=collate_fn,
+        drop_last=drop_last,
+    )  # fmt: skip
+    if drop_last:
+        batches = per_rank // (opts.train_batch_size * pool) * pool
+    else:
+        batches = math.ceil(per_rank / opts.train_batch_size)
     if opts.max_len_step:
         batches = min(batches, int(opts.max_len_step))
     total_steps = opts.max_steps or (opts.epochs * batches) // max(1, opts.grad_accum_steps)
@@ -116,7 +124,21 @@ def build_data(settings: RunSettings, dist: DistInfo) -> TrainData:
             val = Subset(val, range(min(len(val), int(opts.val_max_samples))))
         # each rank scores its own slice; the counts are summed over ranks
         val_ds = Subset(val, range(dist.rank, len(val), dist.world_size))
-    return TrainData(train_ds, sampler, loader_kwargs, batches, total_steps, val_ds)
+    return TrainData(train_ds, sampler, loader_kwargs, batches, total_steps, val_ds, pool=pool)
+
+
+def train_batches(data: TrainData, epoch: int, samples_in_epoch: int, seed: int) -> Iterator[Batch]:
+    """The micro-batches of `epoch` after the `samples_in_epoch` samples (over all ranks) already seen. With
+    width pools the loader restarts at the pool that holds that position and skips its trained batches."""
+    start, skip = samples_in_epoch, 0
+    if data.pool > 1:
+        pool_samples = data.loader_kwargs["batch_size"] * data.sampler.num_replicas
+        start = samples_in_epoch - samples_in_epoch % pool_samples
+        skip = (samples_in_epoch - start) // (pool_samples // data.pool)
+    for item in train_loader(data, epoch, start, seed):
+        batches = item if isinstance(item, list) else [item]
+        yield from batches[skip:]
+        skip = 0
 
 
 def train_loader(data: TrainData, epoch: int, samples_in_epoch: int, seed: int) -> DataLoader:

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -43,6 +43,10 @@ class TrainState:
     not_improved: int = 0  # validations in a row without a better monitored score
     bad_samples: int = 0
     nonfinite_skipped: int = 0
+    lines_seen: int = 0  # training samples and characters shown to the model over the whole run (this rank)
+    chars_seen: int = 0
+    train_seconds: float = 0.0  # wall-clock seconds in fit() over the whole run, resumes included
+    char_views: dict = field(default_factory=dict)  # character -> times shown (the hanzi sampler reads it)
 
 
 def rng_state() -> dict:
@@ -91,6 +95,10 @@ def checkpoint_dict(state: TrainState, model: torch.nn.Module, optimization: Opt
         "rng": rng_state(),
         "bad_samples": state.bad_samples,
         "nonfinite_skipped": state.nonfinite_skipped,
+        "lines_seen": state.lines_seen,
+        "chars_seen": state.chars_seen,
+        "train_seconds": state.train_seconds,
+        "char_views": dict(state.char_views),
     }
 
 
@@ -147,6 +155,9 @@ def _restore_progress(ckpt: dict, state: TrainState) -> None:
     state.not_improved = int(ckpt.get("not_improved", 0))
     state.bad_samples = int(ckpt.get("bad_samples", 0))
     state.nonfinite_skipped = int(ckpt.get("nonfinite_skipped", 0))
+    state.lines_seen, state.chars_seen = int(ckpt.get("lines_seen", 0)), int(ckpt.get("chars_seen", 0))
+    state.train_seconds = float(ckpt.get("train_seconds", 0.0))
+    state.char_views = {str(k): int(v) for k, v in dict(ckpt.get("char_views") or {}).items()}
 
 
 def resume_from(path: str | Path, *, model: torch.nn.Module, optimization: Optimization, state: TrainState,

@@ -46,6 +46,7 @@ class SynthLineDataset(torch.utils.data.Dataset):
         kinds: dict[str, float] | None = None,
         max_len: int = 160,
         pad_to: int | None = None,
+        short_epochs: int = 0,
     ) -> None:
         if length < 1:
             raise UserError(f"synthetic line dataset length must be >= 1, got {length}")
@@ -60,6 +61,7 @@ class SynthLineDataset(torch.utils.data.Dataset):
         self.training = training
         self.seed = seed
         self.length = length
+        self.short_epochs = short_epochs
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -67,6 +69,14 @@ class SynthLineDataset(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def set_views(self, views: dict[str, int]) -> None:
+        """How often the trainer has shown each hanzi: the uniform hanzi draws favour the under-seen ones."""
+        self.synth.text.set_views(views)
+
+    def chunks(self) -> bool:
+        """True while the length curriculum draws short chunks (training epochs 1..short_epochs)."""
+        return self.training and 0 < self.epoch <= self.short_epochs
 
     def rng_for(self, index: int) -> random.Random:
         if self.training:
@@ -77,7 +87,7 @@ class SynthLineDataset(torch.utils.data.Dataset):
         """(image, label, face, kind) of sample `index`, before preprocessing."""
         if not 0 <= index < self.length:
             raise IndexError(index)
-        return self.synth.sample(self.rng_for(index))
+        return self.synth.sample(self.rng_for(index), chunk=self.chunks())
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         img, label, _, _ = self.rendered(index)

@@ -114,10 +114,11 @@ class LineSynthesizer:
             return rng.choice(rng.choice(self.latin))
         return rng.choice(rng.choice(self.cjk))
 
-    def sample(self, rng: random.Random) -> tuple[Image.Image, str, str, str]:
-        """(image, label, face, kind) of one line; the label is the charset-clean text the image shows."""
+    def sample(self, rng: random.Random, chunk: bool = False) -> tuple[Image.Image, str, str, str]:
+        """(image, label, face, kind) of one line (a short chunk of one with `chunk`); the label is the
+        charset-clean text the image shows."""
         kind = rng.choices(self.kinds, weights=self.kind_weights)[0]
-        text = self.text.sample(rng, kind)
+        text = self.text.sample(rng, kind, chunk)
         face = self.pick_face(rng, kind)
         for _ in range(5):
             if not coverage(face).missing(text):

@@ -4,12 +4,17 @@
 prices and CJK punctuation), "latin" (English, 50%, or French, German, Spanish, Italian, Portuguese, Polish,
 Czech, Dutch sentences with numbers and prices) or "mixed" (Chinese with a Latin word every few words).
 Words come from wordfreq's lists (its "zh" list is already segmented into words: jieba is not needed),
-weighted by frequency**0.35 as for the word crops.
+weighted by frequency**0.35 as for the word crops, or from an exported prefix of them (`wordlists`).
 
 Lengths: a target length is drawn per line from four buckets, 1-25 (35%), 26-50 (30%), 51-100 (25%) and
 101-max_len (10%); words are added until the target is reached. Rare hanzi: in `UNIFORM_SHARE` (30%) of the
 Chinese lines, each word is replaced with probability 0.35 by 1-3 hanzi drawn uniformly from the charset's
 hanzi, so that the charset's rare characters are seen (frequency lists alone cover few of them).
+Chunks (the start of a length curriculum): `sample(..., chunk=True)` gives a few words, 3-30 Latin characters
+or 2-12 hanzi.
+Hanzi coverage: the uniform draws are weighted per hanzi by `HANZI_LEVEL1_WEIGHT` (GB2312 level 1, about 99.7 %
+of running text) or 1 (level 2), divided by 1 + the views the trainer has counted for it (`set_views`), so the
+under-seen hanzi get the uniform share and the frequency-list text stays the bulk.
 Spaces: none between hanzi; between a CJK and a Latin run a space in some lines, none in others, at random
 in the rest (typesetters differ). Characters outside the charset are dropped and counted in `dropped`.
 """
@@ -20,15 +25,21 @@ import functools
 import itertools
 import random
 from collections import Counter
+from collections.abc import Callable
 
 from masterocr.charset import Charset
+from masterocr.data.synth import wordlists
 from masterocr.data.synth.text import FREQ_EXPONENT, TextSampler
+from masterocr.data.synth.text import word_list_reads as word_list_reads_latin
 
-__all__ = ["KINDS", "LENGTH_BUCKETS", "LineTextSampler", "gb2312_hanzi", "is_cjk"]
+__all__ = ["KINDS", "LENGTH_BUCKETS", "LineTextSampler", "gb2312_hanzi", "is_cjk", "word_list_reads"]
 
 KINDS = ("latin", "zh", "mixed")
 LENGTH_BUCKETS = ((1, 25, 0.35), (26, 50, 0.30), (51, 100, 0.25), (101, None, 0.10))
 UNIFORM_SHARE = 0.3
+HANZI_LEVEL1_WEIGHT = 3.0
+CHUNK_LATIN = (3, 30)
+CHUNK_HANZI = (2, 12)
 LATIN_LANGS = ("en", "fr", "de", "es", "it", "pt", "pl", "cs", "nl")
 _LATIN_WEIGHTS = (0.5, *([0.5 / 8] * 8))
 _ZH_WORDS = 60000
@@ -42,23 +53,26 @@ def is_cjk(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
-@functools.lru_cache(maxsize=4)
-def _zh_words(keys: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    """Chinese words of wordfreq's list whose characters the charset has, with cumulative weights."""
-    import wordfreq
-
+def _zh_keep(keys: str) -> Callable[[str], bool]:
+    """The Chinese words a charset can spell: hanzi only, each in the charset."""
     allowed = frozenset(keys)
-    words: list[str] = []
-    weights: list[float] = []
-    for centibel, bucket in enumerate(wordfreq.get_frequency_list("zh")):
-        w = 10.0 ** (-centibel / 100.0 * FREQ_EXPONENT)
-        for word in bucket:
-            if all(is_cjk(c) and c in allowed for c in word):
-                words.append(word)
-                weights.append(w)
-        if len(words) >= _ZH_WORDS:
-            break
-    return tuple(words), tuple(itertools.accumulate(weights))
+    return lambda word: all(is_cjk(c) and c in allowed for c in word)
+
+
+def word_list_reads(charset: Charset) -> dict[str, list[tuple[int, Callable[[str], bool]]]]:
+    """What `LineTextSampler` reads of each frequency list for `charset` (`wordlists.export_wordlists`)."""
+    reads = word_list_reads_latin(LATIN_LANGS)
+    if any(is_cjk(c) for c in charset.keys):
+        reads["zh"] = [(_ZH_WORDS, _zh_keep(charset.keys))]
+    return reads
+
+
+@functools.lru_cache(maxsize=4)
+def _zh_words(keys: str, src: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Chinese words of the frequency list whose characters the charset has, with cumulative weights."""
+    top = wordlists.top_words("zh", _ZH_WORDS, _zh_keep(keys), src)
+    weights = [10.0 ** (-i / 100.0 * FREQ_EXPONENT) for i in top.bins]
+    return top.words, tuple(itertools.accumulate(weights))
 
 
 class LineTextSampler:
@@ -70,7 +84,8 @@ class LineTextSampler:
         self.allowed = frozenset(charset.keys)
         self.words = TextSampler(charset, max_len=25, languages=LATIN_LANGS)
         self.hanzi = "".join(c for c in charset.keys if is_cjk(c))
-        self.zh = _zh_words(charset.keys) if self.hanzi else ((), ())
+        self.set_views({})
+        self.zh = _zh_words(charset.keys, wordlists.source()) if self.hanzi else ((), ())
         self.zh_punct = "".join(c for c in _ZH_PUNCT if c in self.allowed or charset.clean(c) in self.allowed)
         self.dropped: Counter[str] = Counter()
 
@@ -83,9 +98,25 @@ class LineTextSampler:
             r -= share
         return self.max_len
 
-    def sample(self, rng: random.Random, kind: str) -> str:
-        """One line of `kind` ("latin", "zh" or "mixed"): charset characters only, no outer or double spaces."""
-        target = self.target_length(rng)
+    def set_views(self, views: dict[str, int]) -> None:
+        """Weight the uniform hanzi draws by level / (1 + views so far) (`views`: hanzi -> count)."""
+        level1 = _gb2312_level1()
+        weights = [(HANZI_LEVEL1_WEIGHT if c in level1 else 1.0) / (1 + views.get(c, 0)) for c in self.hanzi]
+        self.hanzi_cum = tuple(itertools.accumulate(weights))
+
+    def draw_hanzi(self, rng: random.Random, k: int) -> str:
+        """`k` hanzi of the uniform draws: by level, the under-seen first (`set_views`)."""
+        return "".join(rng.choices(self.hanzi, cum_weights=self.hanzi_cum, k=k))
+
+    def chunk_length(self, rng: random.Random, kind: str) -> int:
+        """A chunk's target length: a few words of Latin, a short run of hanzi."""
+        lo, hi = CHUNK_LATIN if kind == "latin" or not self.zh[0] else CHUNK_HANZI
+        return rng.randint(lo, min(hi, self.max_len))
+
+    def sample(self, rng: random.Random, kind: str, chunk: bool = False) -> str:
+        """One line of `kind` ("latin", "zh" or "mixed"): charset characters only, no outer or double spaces;
+        a short chunk of one with `chunk`."""
+        target = self.chunk_length(rng, kind) if chunk else self.target_length(rng)
         if kind == "latin" or not self.zh[0]:
             text = self._latin(rng, target)
         else:
@@ -145,7 +176,7 @@ class LineTextSampler:
 
     def _zh_word(self, rng: random.Random, uniform: bool) -> str:
         if uniform and rng.random() < 0.35:
-            return "".join(rng.choices(self.hanzi, k=rng.randint(1, 3)))
+            return self.draw_hanzi(rng, rng.randint(1, 3))
         words, cum = self.zh
         return rng.choices(words, cum_weights=cum)[0]
 
@@ -172,6 +203,12 @@ class LineTextSampler:
                 w, opened = w + opened, ""
             out += w
         return out.rstrip() + (opened if opened and len(out) < self.max_len else "")
+
+
+@functools.lru_cache(maxsize=1)
+def _gb2312_level1() -> frozenset[str]:
+    """GB2312's 3,755 level-1 hanzi (rows 16-55), the common ones."""
+    return frozenset(gb2312_hanzi()[:3755])
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,9 +15,10 @@ import functools
 import itertools
 import random
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from masterocr.charset import Charset
+from masterocr.data.synth import wordlists
 from masterocr.errors import UserError
 
 DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl")
@@ -35,42 +36,27 @@ _WRAPS = (('"', '"'), ("'", "'"), ("(", ")"), ("[", "]"), ("{", "}"), ("<", ">")
 _TRAIL = ",.;:!?"
 
 
+def is_word(word: str) -> bool:
+    """A dictionary word for the samplers: letters and inner apostrophes only."""
+    return word.replace("'", "").isalpha() and not word.startswith("'") and not word.endswith("'")
+
+
+def word_list_reads(languages: Sequence[str] = DEFAULT_LANGUAGES) -> dict[str, list[tuple[int, Callable]]]:
+    """What `TextSampler` reads of each language's frequency list: {lang: [(words wanted, word filter)]}."""
+    return {lang: [(_WORDS_PER_LANG.get(lang, _DEFAULT_WORDS_PER_LANG), is_word)] for lang in languages}
+
+
 @functools.lru_cache(maxsize=16)
-def _word_list(lang: str, n: int) -> tuple[tuple[str, ...], tuple[float, ...]]:
+def _word_list(lang: str, n: int, src: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
     """(words, cumulative weights) of a language's `n` most frequent words, letters and apostrophes only."""
-    try:
-        import wordfreq
-    except ImportError as exc:
-        raise UserError("synthetic text needs the 'wordfreq' package: pip install 'masterocr[synth]'") from exc
-    try:
-        bins = wordfreq.get_frequency_list(lang)
-    except LookupError as exc:
-        raise UserError(f"wordfreq has no word list for language {lang!r}; pick e.g. en, de, fr, es") from exc
-    words: list[str] = []
-    weights: list[float] = []
-    for centibel, bucket in enumerate(bins):  # bucket i holds words of frequency 10**(-i/100)
-        w = 10.0 ** (-centibel / 100.0 * FREQ_EXPONENT)
-        for word in bucket:
-            if word.replace("'", "").isalpha() and not word.startswith("'") and not word.endswith("'"):
-                words.append(word)
-                weights.append(w)
-        if len(words) >= n:
-            break
-    return tuple(words[:n]), tuple(itertools.accumulate(weights[:n]))
-
-
-def _release_wordfreq_cache() -> None:
-    """wordfreq caches each language's whole frequency list (~30 MB each); we keep only our top words."""
-    import wordfreq
-
-    clear = getattr(wordfreq.get_frequency_list, "cache_clear", None)
-    if clear is not None:
-        clear()
+    top = wordlists.top_words(lang, n, is_word, src)
+    weights = [10.0 ** (-i / 100.0 * FREQ_EXPONENT) for i in top.bins[:n]]  # tempered bin frequency
+    return top.words[:n], tuple(itertools.accumulate(weights))
 
 
 @functools.lru_cache(maxsize=64)
 def _charset_words(
-    lang: str, keys: str, case_sensitive: bool, normalize: bool
+    lang: str, keys: str, case_sensitive: bool, normalize: bool, src: str
 ) -> tuple[tuple[str, ...], tuple[float, ...]]:
     """The language's word list restricted to words a charset can spell (in some casing), with weights."""
     charset = Charset(keys, case_sensitive=case_sensitive, normalize=normalize)
@@ -79,8 +65,7 @@ def _charset_words(
     def fits(text: str) -> bool:
         return all(ch in allowed or ch.upper() in allowed for ch in charset.clean(text))
 
-    words, cum = _word_list(lang, _WORDS_PER_LANG.get(lang, _DEFAULT_WORDS_PER_LANG))
-    _release_wordfreq_cache()
+    words, cum = _word_list(lang, _WORDS_PER_LANG.get(lang, _DEFAULT_WORDS_PER_LANG), src)
     keep = [i for i, w in enumerate(words) if fits(w)]
     weights = [cum[i] - (cum[i - 1] if i else 0.0) for i in keep]
     return tuple(words[i] for i in keep), tuple(itertools.accumulate(weights))
@@ -115,8 +100,9 @@ class TextSampler:
             for lang in self.languages
         )
         self.words: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {}
+        src = wordlists.source()
         for lang in self.languages:
-            words = _charset_words(lang, charset.keys, charset.case_sensitive, charset.normalize)
+            words = _charset_words(lang, charset.keys, charset.case_sensitive, charset.normalize, src)
             if words[0]:
                 self.words[lang] = words
         self.lang_weights = tuple(
