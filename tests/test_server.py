@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import threading
 import time
@@ -29,7 +30,6 @@ from masterocr.assets import default_weights_path  # noqa: E402
 from masterocr.charset import Charset  # noqa: E402
 from masterocr.formats.weights import file_sha256  # noqa: E402
 from masterocr.model import build_model, get_preset  # noqa: E402
-from masterocr.runtime.base import Prediction  # noqa: E402
 from masterocr.runtime.torch import Recognizer  # noqa: E402
 from masterocr.serve.app import create_app  # noqa: E402
 
@@ -252,39 +252,40 @@ def run_async(app, fn):
     return asyncio.run(main())
 
 
+@contextlib.contextmanager
+def encoder_hook(rec: Recognizer, hook):
+    """`hook(module, args)` runs before every call of the real model's backbone (args[0]: the image batch)."""
+    handle = rec.model.backbone.register_forward_pre_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def test_concurrent_requests_are_batched(rec):
     sizes: list[int] = []
-    real = rec.predict_tensors
-
-    class Recording(Recognizer):
-        def predict_tensors(self, batch, return_attention=False):
-            sizes.append(batch.shape[0])
-            return real(batch, return_attention)
-
-    rec2 = Recording(rec.model, rec.charset)
-    app = create_app(rec2, max_batch=8, max_wait_ms=300)
+    app = create_app(rec, max_batch=8, max_wait_ms=300)
     blob = png("tree")
 
     async def go(ac):
         return await asyncio.gather(*(ac.post("/v1/recognize", files=files(blob)) for _ in range(5)))
 
-    responses = run_async(app, go)
+    with encoder_hook(rec, lambda module, args: sizes.append(args[0].shape[0])):
+        responses = run_async(app, go)
     assert all(r.status_code == 200 for r in responses)
-    assert len({r.json()["results"][0]["text"] for r in responses}) == 1
+    assert {r.json()["results"][0]["text"] for r in responses} == {rec.predict(blob)[0].text}
     assert sum(sizes) == 5 and max(sizes) > 1, sizes
 
 
-class Gated(Recognizer):
-    """predict_tensors blocks until released: a slow model."""
+class Gate:
+    """Holds the model's encoder until released (or `hold_s` passed): a slow model."""
 
-    def __init__(self, rec: Recognizer, hold_s: float = 5.0) -> None:
-        super().__init__(rec.model, rec.charset)
+    def __init__(self, hold_s: float = 5.0) -> None:
         self.started, self.release, self.hold_s = threading.Event(), threading.Event(), hold_s
 
-    def predict_tensors(self, batch, return_attention=False):
+    def __call__(self, module, args) -> None:
         self.started.set()
         self.release.wait(self.hold_s)
-        return [Prediction("x", 1.0, [1.0]) for _ in range(batch.shape[0])]
 
 
 async def _until(cond, timeout=5.0):
@@ -295,8 +296,8 @@ async def _until(cond, timeout=5.0):
 
 
 def test_queue_full_is_503_with_retry_after(rec):
-    slow = Gated(rec)
-    app = create_app(slow, max_batch=1, max_wait_ms=0, max_queue=1)
+    slow = Gate()
+    app = create_app(rec, max_batch=1, max_wait_ms=0, max_queue=1)
     blob = png()
 
     async def go(ac):
@@ -308,16 +309,17 @@ def test_queue_full_is_503_with_retry_after(rec):
         slow.release.set()
         return third, await first, await second
 
-    third, first, second = run_async(app, go)
+    with encoder_hook(rec, slow):
+        third, first, second = run_async(app, go)
     assert third.status_code == 503
     assert third.headers["retry-after"] == "1" and "busy" in third.json()["error"]
     assert first.status_code == 200 and second.status_code == 200
-    assert first.json()["results"][0]["text"] == "x"
+    assert first.json()["results"][0]["text"] == rec.predict(blob)[0].text
 
 
 def test_timeout_is_504_and_service_recovers(rec):
-    slow = Gated(rec, hold_s=0.6)
-    app = create_app(slow, request_timeout_s=0.2)
+    slow = Gate(hold_s=0.6)
+    app = create_app(rec, request_timeout_s=0.2)
 
     async def go(ac):
         late = await ac.post("/v1/recognize", files=files(png()))
@@ -325,29 +327,29 @@ def test_timeout_is_504_and_service_recovers(rec):
         await asyncio.sleep(0.5)  # the held batch finishes; its cancelled future is skipped
         return late, await ac.post("/v1/recognize", files=files(png()))
 
-    late, again = run_async(app, go)
+    with encoder_hook(rec, slow):
+        late, again = run_async(app, go)
     assert late.status_code == 504 and "longer than" in late.json()["error"]
     assert again.status_code == 200
 
 
 def test_model_failure_is_500_json_and_worker_survives(rec):
-    class Broken(Recognizer):
-        calls = 0
+    calls: list[int] = []
 
-        def predict_tensors(self, batch, return_attention=False):
-            Broken.calls += 1
-            if Broken.calls == 1:
-                raise RuntimeError("boom")
-            return [Prediction("y", 0.5, [0.5]) for _ in range(batch.shape[0])]
+    def fail_once(module, args) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
 
-    app = create_app(Broken(rec.model, rec.charset))
+    app = create_app(rec)
 
     async def go(ac):
         return await ac.post("/v1/recognize", files=files(png())), await ac.post("/v1/recognize", files=files(png()))
 
-    first, second = run_async(app, go)
+    with encoder_hook(rec, fail_once):
+        first, second = run_async(app, go)
     assert first.status_code == 500 and first.json() == {"error": "internal error"}
-    assert second.status_code == 200 and second.json()["results"][0]["text"] == "y"
+    assert second.status_code == 200 and second.json()["results"][0]["text"] == rec.predict(png())[0].text
 
 
 def test_serve_without_shipped_weights_is_a_clear_user_error(monkeypatch, tmp_path):

@@ -1,4 +1,10 @@
-"""Synthetic text lines: texts, faces (held-out design, glyph fallback), determinism, coverage, LMDB shards."""
+"""Synthetic text lines: texts, faces (held-out design, glyph fallback), determinism, coverage, LMDB shards.
+
+CJK glyphs come from the registry's font packages (the `synth` extra, in every dev install): tests that render
+lines fail, naming the extra, when they are missing. The held-out rule and the glyph fallback are checked on
+font files made here from a registry font (fontTools): a copy named "LXGW WenKai" and a cut without Latin
+letters, so the tests read the same on any machine, with or without Debian's CJK fonts.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,21 @@ import string
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from masterocr.charset import Charset
 from masterocr.data.lmdb_datasets import LmdbDataset
-from masterocr.data.synth.cjkfonts import HELDOUT_CJK_DESIGN, coverage, find_cjk_fonts
+from masterocr.data.synth.cjkfonts import (
+    HELDOUT_CJK_DESIGN,
+    REGISTRY_FONTS,
+    coverage,
+    find_cjk_fonts,
+    registry_fonts,
+    select_cjk_fonts,
+)
+from masterocr.data.synth.fonts import load_font
 from masterocr.data.synth.linedataset import SynthLineDataset, generate_lines, line_evaluation_set
 from masterocr.data.synth.linesynth import LineSynthesizer
 from masterocr.data.synth.linetext import LineTextSampler, gb2312_hanzi, is_cjk
@@ -23,11 +39,48 @@ CJK_PUNCT = "，。、；：？！“”‘’《》（）【】「」…—·"
 LATIN = string.printable[:95] + "".join(chr(c) for c in range(0xA1, 0x180) if chr(c).isprintable())
 CS = Charset(LATIN + gb2312_hanzi() + CJK_PUNCT)  # the rule of the shipped Chinese + Latin charset
 
-_designs = find_cjk_fonts()
-needs_cjk = pytest.mark.skipif(
-    HELDOUT_CJK_DESIGN not in _designs or len(_designs) < 2,
-    reason="CJK fonts not installed (sudo bash scripts/install_fonts.sh)",
-)
+
+@pytest.fixture(scope="module")
+def cjk_fonts() -> dict[str, str]:
+    """{package: font file} of the registry's CJK fonts; fails (never skips) when the synth extra is missing."""
+    found = registry_fonts()
+    missing = sorted({m for m, _ in REGISTRY_FONTS} - set(found))
+    assert not missing, f"CJK font packages missing ({', '.join(missing)}): pip install -e '.[all,dev]' (synth extra)"
+    return found
+
+
+def _font_copy(src: str, dst: Path, family: str, text: str) -> str:
+    """A TrueType copy of face 0 of `src` that draws only `text`, with the family name `family`."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(src, fontNumber=0)
+    options = subset.Options()
+    options.name_IDs = ["*"]
+    options.drop_tables += ["FFTM"]
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text=text)
+    subsetter.subset(font)
+    for record in font["name"].names:
+        if record.nameID in (1, 4, 16):
+            record.string = family
+    font.save(dst)
+    return str(dst)
+
+
+@pytest.fixture(scope="module")
+def made_fonts(cjk_fonts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Two faces cut from WenQuanYi Micro Hei: "LXGW WenKai" (the held-out design's name: ASCII and level-1
+    hanzi) and "Hanzi Only" (level-1 hanzi and CJK punctuation, no Latin letter)."""
+    folder = tmp_path_factory.mktemp("fonts")
+    micro = cjk_fonts["paperang_p2_fonts_cjk"]
+    level1 = gb2312_hanzi()[:3755]
+    (folder / "heldout").mkdir()
+    (folder / "hanzi").mkdir()
+    return {
+        "heldout": _font_copy(micro, folder / "heldout" / "fake-wenkai.ttf", "LXGW WenKai", LATIN[:95] + level1),
+        "hanzi": _font_copy(micro, folder / "hanzi" / "hanzi-only.ttf", "Hanzi Only", level1 + CJK_PUNCT),
+    }
 
 
 def _digest(ds: SynthLineDataset, n: int) -> str:
@@ -92,9 +145,32 @@ def test_coverage_of_gb2312() -> None:
     assert len(set(views) & set(hanzi[:3755])) / 3755 >= 0.995
 
 
-@needs_cjk
+def test_registry_noto_face_is_simplified_chinese_and_draws_every_gb2312_hanzi(cjk_fonts: dict[str, str]) -> None:
+    noto = cjk_fonts["manimgx_fonts_cjk"]
+    faces = find_cjk_fonts([noto])
+    # face 2 of the collection is SC (0 JP, 1 KR, 3 TC, 4 HK), drawn at five weights of the variable font
+    assert faces == {"noto sans cjk": [f"{noto}#2@{w}" for w in (300, 400, 500, 700, 900)]}
+    assert coverage(f"{noto}#2@400").missing(gb2312_hanzi() + CJK_PUNCT + string.ascii_letters) == set()
+    ink = []
+    for face in faces["noto sans cjk"]:
+        img = Image.new("L", (200, 40), 0)
+        ImageDraw.Draw(img).text((0, 0), "中国的是人", fill=255, font=load_font(face, 32))
+        ink.append(int(np.asarray(img, dtype=np.int64).sum()))
+    assert ink == sorted(ink) and ink[-1] > 1.5 * ink[0], ink  # heavier weights, more ink
+
+
+def test_default_discovery_finds_the_registry_fonts(cjk_fonts: dict[str, str]) -> None:
+    """Without --fonts the registry's Noto Sans CJK joins the system's faces (a Debian copy of Micro Hei wins
+    over the package's byte-identical one), and it trains: only LXGW WenKai is held out."""
+    designs = find_cjk_fonts()
+    noto = cjk_fonts["manimgx_fonts_cjk"]
+    assert {f"{noto}#2@{w}" for w in (300, 700)} <= set(designs["noto sans cjk"])
+    assert any(cjk_fonts["paperang_p2_fonts_cjk"] in f or "wqy-microhei" in f for f in designs["droid sans fallback"])
+    assert HELDOUT_CJK_DESIGN not in select_cjk_fonts(split="train")
+
+
 @pytest.mark.parametrize("height", [32, 48])
-def test_lines_deterministic_per_seed(height: int) -> None:
+def test_lines_deterministic_per_seed(height: int, cjk_fonts: dict[str, str]) -> None:
     a = SynthLineDataset(charset=CS, height=height, training=False, seed=3, length=6)
     b = SynthLineDataset(charset=CS, height=height, training=False, seed=3, length=6)
     c = SynthLineDataset(charset=CS, height=height, training=False, seed=4, length=6)
@@ -107,34 +183,40 @@ def test_lines_deterministic_per_seed(height: int) -> None:
         assert tensor.shape == (3, height, img.width) and same == label
 
 
-@needs_cjk
-def test_heldout_design_only_in_evaluation_set() -> None:
-    held = set(_designs[HELDOUT_CJK_DESIGN])
-    train = SynthLineDataset(charset=CS, training=False, length=40, kinds={"zh": 1.0})
+def test_heldout_design_only_in_evaluation_set(cjk_fonts: dict[str, str], made_fonts: dict[str, str]) -> None:
+    """The held-out design goes by name: a face named LXGW WenKai never trains and is the evaluation set's only
+    face; without it the evaluation set names the fix."""
+    noto = cjk_fonts["manimgx_fonts_cjk"]
+    dirs = [noto, str(Path(made_fonts["heldout"]).parent)]
+    designs = find_cjk_fonts(dirs)
+    assert sorted(designs) == [HELDOUT_CJK_DESIGN, "noto sans cjk"]
+    held = set(designs[HELDOUT_CJK_DESIGN])
+    train = SynthLineDataset(charset=CS, training=False, length=40, kinds={"zh": 1.0}, font_dirs=dirs)
     assert not {train.rendered(i)[2] for i in range(40)} & held
-    ev = line_evaluation_set(CS, 12, seed=0, kinds={"zh": 0.5, "mixed": 0.5})
-    assert {ev.rendered(i)[2] for i in range(12)} <= held
-    assert _digest(ev, 4) == _digest(line_evaluation_set(CS, 12, seed=0, kinds={"zh": 0.5, "mixed": 0.5}), 4)
+    kinds = {"zh": 0.5, "mixed": 0.5}
+    ev = line_evaluation_set(CS, 12, seed=0, kinds=kinds, font_dirs=dirs)
+    assert {ev.rendered(i)[2] for i in range(12)} == held
+    assert _digest(ev, 4) == _digest(line_evaluation_set(CS, 12, seed=0, kinds=kinds, font_dirs=dirs), 4)
+    with pytest.raises(UserError, match="fonts-lxgw-wenkai"):
+        line_evaluation_set(CS, 2, font_dirs=[noto])
 
 
-@needs_cjk
-def test_glyph_fallback_never_draws_tofu() -> None:
-    """Droid Sans Fallback has no Latin letters: Latin words in a line go to another face, never to tofu."""
-    droid = next(f for f in _designs["droid sans fallback"] if "Droid" in f)
-    assert coverage(droid).missing("Hello") == set("Helo")
-    ukai = _designs["ar pl ukai"][0]
-    synth = LineSynthesizer(CS, font_dirs=[droid, ukai.split("#")[0]], kinds={"mixed": 1.0}, split="all")
+def test_glyph_fallback_never_draws_tofu(cjk_fonts: dict[str, str], made_fonts: dict[str, str]) -> None:
+    """A face without Latin letters: Latin words in a line go to another face, never to tofu."""
+    hanzi = made_fonts["hanzi"]
+    assert coverage(hanzi).missing("Hello 中国") == set("Helo")
+    noto = cjk_fonts["manimgx_fonts_cjk"]
+    synth = LineSynthesizer(CS, font_dirs=[hanzi, noto], kinds={"mixed": 1.0}, split="all")
     faces = set()
     for i in range(40):
         img, label, face, _ = synth.sample(random.Random(i))
         faces.add(face)
-        if face == droid:
+        if face == hanzi:
             assert not re.search(r"[A-Za-z]", label), label
-    assert faces == {droid, ukai}
+    assert hanzi in faces and len(faces) > 1 and all(f.startswith(noto) for f in faces - {hanzi})
 
 
-@needs_cjk
-def test_lmdb_shards_read_back(tmp_path: Path) -> None:
+def test_lmdb_shards_read_back(tmp_path: Path, cjk_fonts: dict[str, str]) -> None:
     stats = generate_lines(tmp_path / "out", 7, charset=CS, shard_size=3, seed=5, progress=False)
     assert stats["shards"] == ["shard-00000", "shard-00001", "shard-00002"]
     labels = []
@@ -151,8 +233,7 @@ def test_lmdb_shards_read_back(tmp_path: Path) -> None:
         generate_lines(tmp_path / "out", 2, charset=CS, progress=False)
 
 
-@needs_cjk
-def test_cli_synth_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_synth_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str], cjk_fonts: dict[str, str]) -> None:
     from masterocr.cli import main
 
     keys = tmp_path / "keys.txt"

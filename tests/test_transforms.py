@@ -1,4 +1,5 @@
-"""preprocess: shapes, value range, keep_ratio padding; Augment: deterministic and shape-preserving."""
+"""preprocess: shapes, value range, keep_ratio padding; ModelInput: the rule per model; Augment: deterministic
+and shape-preserving."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from masterocr.data.transforms import PAD_VALUE, Augment, preprocess, shrink_to_height
+from masterocr.data.transforms import PAD_VALUE, Augment, ModelInput, preprocess, shrink_to_height
+from masterocr.errors import UserError
+from masterocr.model import get_preset
 
 
 def _word(size: tuple[int, int] = (128, 32), mode: str = "RGB") -> Image.Image:
@@ -62,6 +65,41 @@ def test_keep_ratio_squashes_wide_and_keeps_thin_visible() -> None:
 def test_extreme_sizes(size: tuple[int, int], keep_ratio: bool) -> None:
     out = preprocess(Image.new("RGB", size, "white"), 32, 128, keep_ratio=keep_ratio)
     assert out.shape == (3, 32, 128) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("preset", ["tiny", "line"])
+def test_model_input_reads_a_config_object_or_its_dict(preset: str) -> None:
+    cfg = get_preset(preset)
+    rule = ModelInput.from_config(cfg)
+    assert rule == ModelInput.from_config(cfg.to_dict())
+    assert (rule.height, rule.width, rule.channels) == (cfg.img_h, cfg.img_w, cfg.in_channels)
+    assert (rule.keep_ratio, rule.variable_width) == (cfg.keep_ratio, cfg.variable_width)
+
+
+def test_model_input_fixed_width_stacks_without_widths() -> None:
+    rule = ModelInput(32, 128, 1, keep_ratio=True)
+    words = [_word((64, 32)), _word((300, 20))]
+    tensors = [rule.tensor(w) for w in words]
+    assert all(t.shape == (1, 32, 128) for t in tensors)
+    assert torch.equal(tensors[0], preprocess(words[0], 32, 128, 1, keep_ratio=True))
+    assert torch.equal(rule.training_tensor(words[1]), tensors[1])
+    assert torch.equal(rule.full_width_tensor(words[1]), tensors[1])
+    batch, widths = rule.batch(tensors)
+    assert batch.shape == (2, 1, 32, 128) and widths is None
+
+
+def test_model_input_lines_keep_their_width_and_batch_padded() -> None:
+    rule = ModelInput(32, 200, 1, keep_ratio=True, variable_width=True)
+    short, long = _word((90, 40)), _word((500, 40))  # 72 and 400 px wide at height 32
+    assert rule.tensor(short).shape == (1, 32, 72)
+    with pytest.raises(UserError, match="long.png: 500x40 px is 400 px wide.*maximum 200"):
+        rule.tensor(long, "long.png")  # reading refuses a line wider than the model reads
+    assert rule.training_tensor(long).shape == (1, 32, 200)  # training squeezes it
+    assert rule.full_width_tensor(short).shape == (1, 32, 200)  # calibration pads to the full width
+    assert (rule.full_width_tensor(short)[:, :, 72:] == PAD_VALUE).all()
+    batch, widths = rule.batch([rule.tensor(short), rule.tensor(_word((70, 40)))])  # 72 and 56 px
+    assert batch.shape == (2, 1, 32, 72) and widths.tolist() == [72, 56]
+    assert (batch[1, :, :, 56:] == PAD_VALUE).all()
 
 
 def test_bad_channels() -> None:

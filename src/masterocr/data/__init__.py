@@ -28,6 +28,7 @@ _EXPORTS = {
     "PAD_VALUE": "masterocr.data.transforms",
     "Augment": "masterocr.data.transforms",
     "preprocess": "masterocr.data.transforms",
+    "ModelInput": "masterocr.data.transforms",
 }
 __all__ = [
     "Augment",
@@ -38,6 +39,7 @@ __all__ = [
     "LmdbDataset",
     "MAX_PIXELS",
     "PAD_VALUE",
+    "ModelInput",
     "TextLineDataset",
     "build_dataset",
     "collate",
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
     from masterocr.data.images import MAX_PIXELS, ImageError, load_image
     from masterocr.data.lmdb import lmdb_from_labels, write_lmdb
     from masterocr.data.lmdb_datasets import ConcatTextDataset, LmdbDataset, hierarchy_dataset
-    from masterocr.data.transforms import PAD_VALUE, Augment, preprocess
+    from masterocr.data.transforms import PAD_VALUE, Augment, ModelInput, preprocess
 
 
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -37,7 +37,7 @@ from masterocr.data.labels import (
     parse_label_file,
     warn_skips,
 )
-from masterocr.data.transforms import Augment, fit_line, pad_batch, preprocess, shrink_to_height
+from masterocr.data.transforms import Augment, ModelInput, pad_batch, shrink_to_height
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,8 @@ class LabelledDataset(Dataset):
         seed: int = 0,
     ) -> None:
         self.charset = charset
-        self.variable_width = bool(variable_width)  # items keep their own width (<= img_w); collate pads
-        self.img_h, self.img_w = int(img_h), int(img_w)
-        self.in_channels = int(in_channels)
-        self.keep_ratio = bool(keep_ratio)
+        # variable_width: items keep their own width (<= img_w, wider ones squeezed); collate pads
+        self.model_input = ModelInput(int(img_h), int(img_w), int(in_channels), bool(keep_ratio), bool(variable_width))
         self.max_len = int(max_len)
         self.training = bool(training)
         self.augment = augment
@@ -113,10 +111,8 @@ class LabelledDataset(Dataset):
                 log.warning("skipping unreadable image: %s", exc)
             return None
         if self.training and self.augment is not None:
-            img = self.augment(shrink_to_height(img, 2 * self.img_h), self.rng_for(index))
-        if self.variable_width:
-            return fit_line(img, self.img_h, self.img_w, self.in_channels), label
-        return preprocess(img, self.img_h, self.img_w, self.in_channels, self.keep_ratio), label
+            img = self.augment(shrink_to_height(img, 2 * self.model_input.height), self.rng_for(index))
+        return self.model_input.training_tensor(img), label
 
     def _count_vocabulary(self, label: str) -> None:
         """Count a kept (cleaned) label's out-of-vocabulary characters, and the label when it has no other."""

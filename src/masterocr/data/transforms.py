@@ -1,9 +1,13 @@
-"""Image -> model tensor (resize + normalise) and training-time augmentation, with Pillow and NumPy only."""
+"""Image -> model tensor (resize + normalise; `ModelInput`, the rule per model) and training-time augmentation,
+with Pillow and NumPy only."""
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,6 +93,56 @@ def pad_batch(lines: list[torch.Tensor], stride: int = STRIDE) -> tuple[torch.Te
     for i, x in enumerate(lines):
         out[i, :, :, : x.size(-1)] = x
     return out, widths
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The one rule from an image to a model's input, for datasets, recognizers, the server and int8 calibration.
+
+    A fixed-width model reads (C, height, width): a plain resize, or with `keep_ratio` a resize to the height
+    padded on the right. A variable-width model (text lines) reads each line at its own width, at most `width`,
+    and a batch right-padded to the widest with the valid widths beside it.
+    """
+
+    height: int
+    width: int  # the fixed width, or a variable-width model's maximum
+    channels: int = 3
+    keep_ratio: bool = False
+    variable_width: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> ModelInput:
+        """From a model config: a MasterConfig, or its dict (an ONNX folder's meta["model_config"])."""
+        get = cfg.get if isinstance(cfg, Mapping) else lambda key, default=None: getattr(cfg, key, default)
+        return cls(
+            int(get("img_h")), int(get("img_w")), int(get("in_channels", 3)),
+            bool(get("keep_ratio", False)), bool(get("variable_width", False)),
+        )  # fmt: skip
+
+    def tensor(self, img: Image.Image, name: str = "image") -> torch.Tensor:
+        """What the model reads for `img` at inference: (C, H, W), or (C, H, w) with w <= width for a
+        variable-width model, which refuses a wider line (one line naming `name`)."""
+        if self.variable_width:
+            return preprocess_line(img, self.height, self.width, self.channels, name)
+        return preprocess(img, self.height, self.width, self.channels, self.keep_ratio)
+
+    def training_tensor(self, img: Image.Image) -> torch.Tensor:
+        """As `tensor`, but a line wider than the maximum is squeezed to it (a training set keeps its longest)."""
+        if self.variable_width:
+            return fit_line(img, self.height, self.width, self.channels)
+        return self.tensor(img)
+
+    def full_width_tensor(self, img: Image.Image) -> torch.Tensor:
+        """(C, H, width) for every model: a line padded to the maximum width, so that a set stacks whole
+        (int8 calibration feeds the encoder whole batches)."""
+        return preprocess(img, self.height, self.width, self.channels, self.keep_ratio)
+
+    def batch(self, tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C, H, W) and the valid widths (B,) of a variable-width model's lines (`pad_batch`); None for a
+        fixed-width model, whose inputs stack."""
+        if self.variable_width:
+            return pad_batch(list(tensors))
+        return torch.stack(list(tensors)), None
 
 
 def shrink_to_height(img: Image.Image, max_height: int) -> Image.Image:

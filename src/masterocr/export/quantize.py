@@ -17,7 +17,7 @@ import numpy as np
 from masterocr.data.folders import list_image_files
 from masterocr.data.images import ImageError, load_image
 from masterocr.data.synth import SynthDataset, SynthLineDataset
-from masterocr.data.transforms import preprocess
+from masterocr.data.transforms import ModelInput
 from masterocr.errors import UserError
 from masterocr.export.onnx import export_onnx
 from masterocr.formats.load import charset_of
@@ -127,11 +127,11 @@ def export_onnx_int8(
 
 def folder_calibration(folder: str | Path, meta: dict, count: int) -> np.ndarray:
     """Up to `count` readable images of `folder` (data.folders' rule: label and document files are not images),
-    preprocessed for the model described by `meta`."""
+    preprocessed for the model described by `meta` (lines padded to its full width, as the synthetic ones)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"calibration folder {folder} does not exist")
-    cfg = meta["model_config"]
+    model_input = ModelInput.from_config(meta["model_config"])
     arrays = []
     for path in list_image_files(folder)[0]:
         try:
@@ -139,8 +139,7 @@ def folder_calibration(folder: str | Path, meta: dict, count: int) -> np.ndarray
         except ImageError as exc:
             log.warning("calibration: skipping %s (%s)", path, exc)
             continue
-        x = preprocess(img, cfg["img_h"], cfg["img_w"], cfg["in_channels"], cfg.get("keep_ratio", False))
-        arrays.append(x.numpy())
+        arrays.append(model_input.full_width_tensor(img).numpy())
         if len(arrays) >= count:
             break
     if not arrays:

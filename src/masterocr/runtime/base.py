@@ -18,7 +18,7 @@ import torch
 
 from masterocr.charset import EOS, NUM_SPECIAL, UNK, Charset
 from masterocr.data.images import ImageError, load_image
-from masterocr.data.transforms import pad_batch, preprocess, preprocess_line
+from masterocr.data.transforms import ModelInput
 from masterocr.errors import UserError
 from masterocr.limits import MAX_BATCH, check_count
 from masterocr.model import MasterConfig
@@ -99,6 +99,7 @@ class BaseRecognizer(abc.ABC):
         self, cfg: MasterConfig, charset: Charset, device: torch.device, weights_path: Path | None, variant: str
     ) -> None:
         self.cfg = cfg
+        self.model_input = ModelInput.from_config(cfg)
         self.charset = charset
         self.device = device
         self.weights_path = weights_path
@@ -118,18 +119,15 @@ class BaseRecognizer(abc.ABC):
     def preprocess(self, image) -> torch.Tensor:
         """One image (path, bytes, PIL image or array) -> the model's input (C, H, W); for a variable-width
         model (C, H, w), its own width, w <= img_w (wider lines are refused)."""
-        c = self.cfg
-        if c.variable_width:
-            name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
-            return preprocess_line(load_image(image), c.img_h, c.img_w, c.in_channels, name)
-        return preprocess(load_image(image), c.img_h, c.img_w, c.in_channels, c.keep_ratio)
+        name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
+        return self.model_input.tensor(load_image(image), name)
 
     @torch.inference_mode()
     def predict_tensors(
         self, batch: torch.Tensor, return_attention: bool = False, widths: torch.Tensor | None = None
     ) -> list[Prediction]:
         """Decode a preprocessed batch (B, C, H, W); `attention` stays None where the backend has none.
-        `widths`: valid widths of a right-padded batch of lines (see data.transforms.pad_batch)."""
+        `widths`: valid widths of a right-padded batch of lines (see data.transforms.ModelInput.batch)."""
         out = self.decode_batch(batch, return_attention and self.supports_attention, widths)
         preds = [tokens_to_prediction(self.charset, t, p) for t, p in zip(out.tokens, out.probs)]
         if out.attention is not None:
@@ -161,16 +159,12 @@ class BaseRecognizer(abc.ABC):
                 results[i] = Prediction(None, None, error=str(exc))
             except (ValueError, TypeError, OSError) as exc:  # e.g. a NUL in a path: this item's error alone
                 results[i] = Prediction(None, None, error=f"{str(item)[:200]!r}: cannot be read ({exc})")
-        if self.cfg.variable_width:  # lines of like widths batched together: less padding, same texts
+        if self.model_input.variable_width:  # lines of like widths batched together: less padding, same texts
             order = sorted(range(len(tensors)), key=lambda k: tensors[k].size(-1))
             tensors, index = [tensors[k] for k in order], [index[k] for k in order]
         for start in range(0, len(tensors), batch_size):
-            chunk = tensors[start : start + batch_size]
-            batch, widths = pad_batch(chunk) if self.cfg.variable_width else (torch.stack(chunk), None)
-            if widths is None:  # the fixed-width call, as subclasses overriding predict_tensors know it
-                preds = self.predict_tensors(batch, return_attention)
-            else:
-                preds = self.predict_tensors(batch, return_attention, widths)
+            batch, widths = self.model_input.batch(tensors[start : start + batch_size])
+            preds = self.predict_tensors(batch, return_attention, widths)
             for j, pred in zip(index[start : start + batch_size], preds):
                 results[j] = pred
         return results[:1] if single else results  # type: ignore[return-value]

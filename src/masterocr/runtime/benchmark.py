@@ -39,8 +39,7 @@ def evaluate_lmdb(recognizer: BaseRecognizer, path: Path, batch_size: int = 64, 
         if batch.images is None:
             continue
         with torch.inference_mode():
-            extra = {} if batch.widths is None else {"widths": batch.widths}  # padded lines: their widths
-            for pred, gold in zip(recognizer.predict_tensors(batch.images, **extra), batch.labels):
+            for pred, gold in zip(recognizer.predict_tensors(batch.images, widths=batch.widths), batch.labels):
                 counts.add(pred.text, gold)
     return counts
 

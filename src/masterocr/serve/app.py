@@ -25,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
-from masterocr.data.transforms import preprocess, preprocess_line
 from masterocr.errors import UserError
 from masterocr.limits import MAX_ATTENTION_IMAGES, MAX_CONNECTIONS
 from masterocr.runtime.base import BaseRecognizer, Prediction
@@ -119,15 +118,11 @@ def _add_info_routes(app: FastAPI, info: dict, page: str) -> None:
 def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int
                    ) -> list[torch.Tensor | str]:
     """Each image as the model's input tensor, or the message saying why it cannot be read."""
-    cfg = recognizer.cfg
     out: list[torch.Tensor | str] = []
     for name, data in images:
         try:
-            image = load_image(data, name=name, max_pixels=max_pixels)
-            if cfg.variable_width:  # a line keeps its width; wider than the model's maximum is refused
-                out.append(preprocess_line(image, cfg.img_h, cfg.img_w, cfg.in_channels, name))
-            else:
-                out.append(preprocess(image, cfg.img_h, cfg.img_w, cfg.in_channels, cfg.keep_ratio))
+            # a line keeps its width; wider than the model's maximum is refused
+            out.append(recognizer.model_input.tensor(load_image(data, name=name, max_pixels=max_pixels), name))
         except (ImageError, UserError) as exc:
             out.append(str(exc))
         except Exception as exc:  # never let one odd file 500 the whole request

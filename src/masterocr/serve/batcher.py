@@ -1,8 +1,8 @@
 """Dynamic batching: a bounded queue of single images and one worker task that decodes them in batches.
 
 Requests put one item per image on the queue; the worker takes up to `max_batch` items (waiting at most
-`max_wait_ms` for more after the first), stacks them and decodes them on a single worker thread, so the event
-loop stays free.
+`max_wait_ms` for more after the first), batches them (the model input's rule: stacked, or lines padded) and
+decodes them on a single worker thread, so the event loop stays free.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import torch
 
-from masterocr.data.transforms import pad_batch
 from masterocr.errors import UserError
 from masterocr.runtime.base import BaseRecognizer, Prediction
 from masterocr.serve.limits import RequestError
@@ -102,10 +101,8 @@ class Batcher:
         return [it for it in items if not it.future.done()]  # timed-out requests cancel their futures
 
     def _predict(self, tensors: list[torch.Tensor], attention: bool) -> list[Prediction]:
-        if self.recognizer.cfg.variable_width:  # lines of different widths: padded, the padding masked
-            batch, widths = pad_batch(tensors)
-            return self.recognizer.predict_tensors(batch, return_attention=attention, widths=widths)
-        return self.recognizer.predict_tensors(torch.stack(tensors), return_attention=attention)
+        batch, widths = self.recognizer.model_input.batch(tensors)  # lines: padded, the padding masked
+        return self.recognizer.predict_tensors(batch, return_attention=attention, widths=widths)
 
     async def _run(self) -> None:
         assert self.loop is not None

@@ -14,7 +14,7 @@ from PIL import Image
 from masterocr.charset import Charset
 from masterocr.data.synth.families import select_fonts
 from masterocr.data.synth.synthesizer import Synthesizer
-from masterocr.data.transforms import preprocess
+from masterocr.data.transforms import ModelInput
 from masterocr.errors import UserError
 from masterocr.model.config import MasterConfig
 
@@ -30,10 +30,10 @@ class SynthDataset(torch.utils.data.Dataset):
     Sample i of epoch e depends only on (seed, e, i) when `training`; with `training=False` it depends on
     (seed, i) only (a fixed validation set) and `augment` is not applied. `augment` is a callable
     `augment(img, rng) -> img` (e.g. `transforms.Augment()`) applied to the rendered crop before
-    `preprocess`. `fonts` picks the font split ("train", "heldout" or "all"; see `fonts.split_fonts`); the
-    split itself does not depend on `seed`, so a training set and a validation set with different seeds
-    still use disjoint font families. Samples whose rendering raises (e.g. a font file deleted mid-run) are
-    replaced by another rendering and counted in `skipped`.
+    `ModelInput.training_tensor`. `fonts` picks the font split ("train", "heldout" or "all"; see
+    `fonts.split_fonts`); the split itself does not depend on `seed`, so a training set and a validation set
+    with different seeds still use disjoint font families. Samples whose rendering raises (e.g. a font file
+    deleted mid-run) are replaced by another rendering and counted in `skipped`.
     """
 
     def __init__(
@@ -56,9 +56,7 @@ class SynthDataset(torch.utils.data.Dataset):
         if length < 1:
             raise UserError(f"synthetic dataset length must be >= 1, got {length}")
         self.charset = charset
-        self.img_h, self.img_w = img_h, img_w
-        self.in_channels = in_channels
-        self.keep_ratio = keep_ratio
+        self.model_input = ModelInput(img_h, img_w, in_channels, keep_ratio)
         self.training = training
         self.seed = seed
         self.augment = augment
@@ -108,7 +106,7 @@ class SynthDataset(torch.utils.data.Dataset):
                 log.warning("synthetic sample %d failed to render (%s); rendering another one", index, exc)
         if self.training and self.augment is not None:
             img = self.augment(img, rng)
-        tensor = preprocess(img, self.img_h, self.img_w, self.in_channels, self.keep_ratio)
+        tensor = self.model_input.training_tensor(img)
         return tensor, self.charset.clean(label)
 
 

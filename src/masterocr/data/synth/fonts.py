@@ -54,16 +54,45 @@ def load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
     size = max(1, int(size))
     if path == DEFAULT_FONT:
         return ImageFont.load_default(size=size)
-    file, index = split_face(path)
-    return ImageFont.truetype(file, size, index=index, layout_engine=ImageFont.Layout.BASIC)
+    file, index, weight = split_face(path)
+    font = ImageFont.truetype(file, size, index=index, layout_engine=ImageFont.Layout.BASIC)
+    if weight is not None:
+        axes = font.get_variation_axes()
+        font.set_variation_by_axes([weight if _axis_name(a) == "weight" else a["default"] for a in axes])
+    return font
 
 
-def split_face(path: str) -> tuple[str, int]:
-    """(file, face index) of a font path; "fonts.ttc#2" names the third face of a collection."""
+def _axis_name(axis: dict) -> str:
+    name = axis["name"]
+    return (name.decode() if isinstance(name, bytes) else str(name)).lower()
+
+
+def split_face(path: str) -> tuple[str, int, int | None]:
+    """(file, face index, weight) of a font path.
+
+    "fonts.ttc#2" names the third face of a collection; "fonts.ttc#2@700" that face of a variable font at
+    weight 700 (its other axes at their defaults); without "@" a variable font draws its default instance.
+    """
+    weight = None
+    head, sep, tail = path.rpartition("@")
+    if sep and tail.isdigit():
+        path, weight = head, int(tail)
     file, sep, index = path.rpartition("#")
     if sep and index.isdigit():
-        return file, int(index)
-    return path, 0
+        return file, int(index), weight
+    return path, 0, weight
+
+
+def weight_axis(font: ImageFont.FreeTypeFont) -> tuple[int, int] | None:
+    """(min, max) of a variable font's weight axis, or None for a static font."""
+    try:
+        axes = font.get_variation_axes()
+    except (OSError, NotImplementedError):  # a static font; a FreeType built without variation support
+        return None
+    for axis in axes:
+        if _axis_name(axis) == "weight":
+            return int(axis["minimum"]), int(axis["maximum"])
+    return None
 
 
 def _glyph(font: ImageFont.FreeTypeFont, ch: str) -> bytes | None:

@@ -22,7 +22,7 @@ from masterocr.charset import Charset
 from masterocr.data.lmdb import write_lmdb
 from masterocr.data.synth.linesynth import LineSynthesizer
 from masterocr.data.synth.pools import encode_image
-from masterocr.data.transforms import preprocess
+from masterocr.data.transforms import ModelInput
 from masterocr.errors import UserError
 
 __all__ = ["SynthLineDataset", "generate_lines", "line_evaluation_set"]
@@ -56,11 +56,11 @@ class SynthLineDataset(torch.utils.data.Dataset):
         )
         self.charset = charset
         self.height, self.max_width = height, self.synth.max_width
-        self.in_channels = in_channels
+        # a line at its own width, or padded to `pad_to` (int8 calibration stacks whole batches)
+        self.model_input = ModelInput(height, pad_to or self.max_width, in_channels, True, pad_to is None)
         self.training = training
         self.seed = seed
         self.length = length
-        self.pad_to = pad_to
         self.short_epochs = short_epochs
         self.epoch = 0
 
@@ -91,8 +91,7 @@ class SynthLineDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
         img, label, _, _ = self.rendered(index)
-        width = self.pad_to or img.width
-        return preprocess(img, self.height, width, self.in_channels, keep_ratio=True), label
+        return self.model_input.training_tensor(img), label
 
 
 def line_evaluation_set(
