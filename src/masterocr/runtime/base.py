@@ -33,7 +33,7 @@ from masterocr.errors import UserError
 from masterocr.model import MasterConfig
 from masterocr.model.backbone import Backbone
 from masterocr.model.config import DECODE_MODES
-from masterocr.runtime.locations import attention_ranges, content_width, frame_ranges, to_image
+from masterocr.runtime.locations import attention_ranges, frame_ranges, place
 from masterocr.runtime.windows import Piece, check_window, merge_pieces, split_line, window_starts
 
 log = logging.getLogger(__name__)
@@ -249,11 +249,7 @@ class BaseRecognizer(abc.ABC):
         """The prediction as asked: character ranges in the original image's pixels, or none; maps if asked."""
         if not attention:
             pred.attention = None
-        if locations and pred.char_ranges is not None:
-            scale = size[0] / content_width(self.cfg, *size)
-            pred.char_ranges = to_image(pred.char_ranges, scale, size[0])
-        else:
-            pred.char_ranges = None
+        pred.char_ranges = place(self.cfg, pred.char_ranges, size) if locations else None
         return pred
 
     def predict_folder(

@@ -44,3 +44,10 @@ def content_width(cfg: MasterConfig, width: int, height: int) -> int:
 def to_image(ranges: list[tuple[int, int]], scale: float, width: int) -> list[list[float]]:
     """Input x-ranges -> the original image's, `scale` = its width / `content_width`, clipped to `width`."""
     return [[round(min(width, a * scale), 1), round(min(width, b * scale), 1)] for a, b in ranges]
+
+
+def place(cfg: MasterConfig, ranges: list | None, size: tuple[int, int]) -> list[list[float]] | None:
+    """Input x-ranges of an image of `size` (width, height) -> the image's own (None stays None)."""
+    if ranges is None:
+        return None
+    return to_image(ranges, size[0] / content_width(cfg, *size), size[0])

@@ -51,6 +51,8 @@ def load_recognizer(
     dtype: str = "fp32",
     threads: int | None = None,
     model: str | None = None,
+    decode: str | None = None,
+    window: int | None = None,
 ) -> BaseRecognizer:
     """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder,
     None the shipped int8 graphs); backend "auto" picks one as `resolve_backend` says.
@@ -61,6 +63,8 @@ def load_recognizer(
     too small to share (bench/onnx_threads.py); for the torch backend one thread was not faster at batch 1.
 
     `model`: a shipped model by name ("word", the default, or "line"; assets.SHIPPED_MODELS).
+    `decode`: "attention", "ctc" or "joint" (default: the model's config); `window`: read lines wider than
+    that in overlapping windows (runtime/windows.py; default off). As `Recognizer`'s.
     """
     if threads is not None and threads < 1:
         raise UserError(f"threads must be at least 1, got {threads}")
@@ -78,9 +82,9 @@ def load_recognizer(
                 "--int8/--dtype apply to the torch backend; the ONNX graphs run as exported "
                 "(`masterocr export --int8` makes int8 graphs)"
             )
-        return OnnxRecognizer.from_path(checkpoint, threads)
+        return OnnxRecognizer.from_path(checkpoint, threads, decode, window)
     if backend != "torch":
         raise UserError(f"backend {backend!r} is not auto, torch or onnx")
     if threads is not None:
         torch.set_num_threads(threads)
-    return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)
+    return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype, decode=decode, window=window)

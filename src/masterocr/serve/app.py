@@ -27,6 +27,7 @@ from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.data.transforms import preprocess, preprocess_line
 from masterocr.errors import UserError
 from masterocr.runtime.base import BaseRecognizer, Prediction
+from masterocr.runtime.locations import place
 from masterocr.runtime.select import load_recognizer
 from masterocr.serve.batcher import Batcher
 from masterocr.serve.budget import TRIM_PIXELS, PixelBudget, release_memory
@@ -112,9 +113,10 @@ def _add_info_routes(app: FastAPI, info: dict, page: str) -> None:
         return HTMLResponse(page)
 
 
-def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int
-                   ) -> list[torch.Tensor | str]:
-    """Each image as the model's input tensor, or the message saying why it cannot be read."""
+def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int,
+                   sizes: list[tuple[int, int]] | None = None) -> list[torch.Tensor | str]:
+    """Each image as the model's input tensor, or the message saying why it cannot be read; each read image's
+    (width, height) is appended to `sizes` when given (to place its characters)."""
     cfg = recognizer.cfg
     out: list[torch.Tensor | str] = []
     for name, data in images:
@@ -124,6 +126,8 @@ def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], 
                 out.append(preprocess_line(image, cfg.img_h, cfg.img_w, cfg.in_channels, name))
             else:
                 out.append(preprocess(image, cfg.img_h, cfg.img_w, cfg.in_channels, cfg.keep_ratio))
+            if sizes is not None:
+                sizes.append(image.size)
         except (ImageError, UserError) as exc:
             out.append(str(exc))
         except Exception as exc:  # never let one odd file 500 the whole request
@@ -132,15 +136,20 @@ def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], 
     return out
 
 
-def result_entries(prepared: list[torch.Tensor | str], preds: list[Prediction], attention: bool) -> list[dict]:
-    """One response entry per image, in request order: the prediction, or the image's error."""
+def result_entries(prepared: list[torch.Tensor | str], preds: list[Prediction], attention: bool,
+                   placed: list[list[list[float]] | None] | None = None) -> list[dict]:
+    """One response entry per image, in request order: the prediction, or the image's error; with `placed`
+    (one per prediction: its characters' x-ranges in the image, or None) a "char_ranges" field."""
     results, it = [], iter(preds)
+    where = iter(placed or [])
     for p in prepared:
         if isinstance(p, str):
             results.append({"text": None, "score": None, "char_scores": None, "error": p})
             continue
         pred = next(it)
         entry = {"text": pred.text, "score": pred.score, "char_scores": pred.char_scores}
+        if placed is not None:
+            entry["char_ranges"] = next(where)
         if attention:
             entry["attention"] = (
                 None if pred.attention is None else [[round(float(w), 5) for w in row] for row in pred.attention]
@@ -164,11 +173,11 @@ async def _decode(batcher: Batcher, tensors: list[torch.Tensor], attention: bool
         raise RequestError(500, "internal error") from None
 
 
-def _prepare_and_trim(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int, pixels: int
-                      ) -> list[torch.Tensor | str]:
+def _prepare_and_trim(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int, pixels: int,
+                      sizes: list[tuple[int, int]]) -> list[torch.Tensor | str]:
     """prepare_images, then give the decode buffers back to the system after a large request."""
     try:
-        return prepare_images(recognizer, images, max_pixels)
+        return prepare_images(recognizer, images, max_pixels, sizes)
     finally:
         if pixels >= TRIM_PIXELS:
             release_memory()
@@ -181,15 +190,22 @@ def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batc
     async def recognize(
         request: Request,
         attention: bool = Query(False, description="add per-character cross-attention maps (H/8 x W/4)"),
+        locations: bool = Query(False, description="add each character's x-range [x0, x1) in the image, where "
+                                "it was read (CTC frames in ctc decoding, else the attention's peak column)"),
     ) -> JSONResponse:
         images, pixels = await read_images(request, limits)
+        sizes: list[tuple[int, int]] = []
         async with budget.reserve(pixels):  # decoded images are freed before the reservation ends
-            prepared = await run_in_threadpool(_prepare_and_trim, recognizer, images, limits.max_pixels, pixels)
+            prepared = await run_in_threadpool(_prepare_and_trim, recognizer, images, limits.max_pixels, pixels,
+                                               sizes)
         del images
         tensors = [p for p in prepared if isinstance(p, torch.Tensor)]
-        # the ONNX backend has no attention output: its entries then carry "attention": null
-        preds = await _decode(batcher, tensors, attention and recognizer.supports_attention, request_timeout_s)
-        return JSONResponse({"results": result_entries(prepared, preds, attention)})
+        # the ONNX backend has no attention output: its entries then carry "attention": null (and, but in ctc
+        # decoding, "char_ranges": null)
+        maps = (attention or (locations and recognizer.decode != "ctc")) and recognizer.supports_attention
+        preds = await _decode(batcher, tensors, maps, request_timeout_s)
+        placed = [place(recognizer.cfg, p.char_ranges, size) for p, size in zip(preds, sizes)] if locations else None
+        return JSONResponse({"results": result_entries(prepared, preds, attention, placed)})
 
 
 def create_app(
@@ -257,6 +273,7 @@ def serve(
     backend: str = "torch",
     threads: int | None = None,
     model: str | None = None,
+    decode: str | None = None,
     max_connections: int | None = 128,
     **kwargs: Any,
 ) -> None:
@@ -265,12 +282,12 @@ def serve(
     `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`; `backend="onnx"` serves
     a folder written by `masterocr export` (None: the shipped int8 graphs) on onnxruntime (faster on CPU at
     small batches, no attention maps);
-    `threads` and `model` (a shipped model by name) as in `load_recognizer`; beyond `max_connections` open
+    `threads`, `model` (a shipped model by name) and `decode` as in `load_recognizer`; beyond `max_connections` open
     connections uvicorn answers 503; other keyword arguments go to `create_app`."""
     import uvicorn  # optional extra (serve)
 
     check_limits(max_connections=max_connections, **kwargs)  # before the model is loaded
-    recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads, model)
+    recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads, model, decode=decode)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding %s: the service has no authentication; anyone who can reach it can use it", host)
