@@ -208,3 +208,30 @@ def test_cli_decode_option_reads_and_refuses_a_mode_the_model_cannot_run(tmp_pat
     code = main(["predict", "--checkpoint", str(ctc), "--img-folder", str(folder), "--output-folder",
                  str(tmp_path / "out"), "--decode", "ctc", "--backend", "torch"])
     assert code == 0 and (tmp_path / "out" / "predict_result.json").exists()
+
+
+@pytest.mark.parametrize("mode", ["ctc", "joint"])
+def test_the_server_returns_where_each_character_was_read_when_asked(mode):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("multipart")
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from masterocr.serve.app import create_app
+
+    rec = Recognizer(_line_model(), CHARSET, decode=mode)
+    img = _stretched("abc fed gah", 2.0)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    files = [("file", ("l.png", buf.getvalue(), "image/png")), ("file", ("bad.png", b"not an image", "image/png"))]
+    with TestClient(create_app(rec, max_wait_ms=5)) as client:
+        plain = client.post("/v1/recognize", files=files).json()["results"]
+        placed = client.post("/v1/recognize?locations=true", files=files).json()["results"]
+    assert "char_ranges" not in plain[0] and "attention" not in placed[0]  # maps only with attention=true
+    entry = placed[0]
+    assert entry["text"] == plain[0]["text"]
+    expected = rec.predict([img], return_locations=True)[0].char_ranges
+    assert entry["char_ranges"] == expected and len(expected) == len(entry["text"])
+    assert all(0 <= a < b <= img.width for a, b in entry["char_ranges"])
+    assert placed[1]["error"] and "char_ranges" not in placed[1]
