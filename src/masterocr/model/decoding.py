@@ -109,15 +109,18 @@ def greedy_loop(
     step_fn: StepFn, limits: torch.Tensor, suppress_eos: bool = False, scorer: CTCPrefixScorer | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The autoregressive loop: from SOS, each row stops at EOS or after `limits` (B,) steps; with a `scorer`
-    each step's choice is the joint one (model/joint.py). Returns tokens and probs (B, T)."""
+    each step's choice is the joint one (model/joint.py). `suppress_eos` forbids EOS in either (fixed-length
+    decoding, for benchmarks). Returns tokens and probs (B, T)."""
     b, device = limits.size(0), limits.device
     last = torch.full((b,), SOS, dtype=torch.long, device=device)
     done = torch.zeros(b, dtype=torch.bool, device=device)
     tokens, probs = [], []
     for step in range(int(limits.max())):
         logits = step_fn(last, step)
+        if suppress_eos:
+            logits[:, EOS] = float("-inf")
         if scorer is None:
-            nxt, p, done = greedy_pick(logits, done, suppress_eos)
+            nxt, p, done = greedy_pick(logits, done, False)
         else:
             nxt, p, done = joint_pick(logits, scorer, done)
         done = done | (limits <= step + 1)  # a row at its bound ends here
