@@ -235,3 +235,14 @@ def test_the_server_returns_where_each_character_was_read_when_asked(mode):
     assert entry["char_ranges"] == expected and len(expected) == len(entry["text"])
     assert all(0 <= a < b <= img.width for a, b in entry["char_ranges"])
     assert placed[1]["error"] and "char_ranges" not in placed[1]
+
+
+def test_predict_test_and_serve_take_the_decode_option():
+    from masterocr.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["predict", "--img-folder", "x"], ["test", "--data-root", "x"], ["serve"]):
+        assert parser.parse_args([*argv, "--decode", "joint"]).decode == "joint"
+        assert parser.parse_args(argv).decode is None  # the model's own mode
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--decode", "beam"])
