@@ -8,7 +8,7 @@ import torch
 
 from masterocr.charset import EOS, SOS, Charset
 from masterocr.model import build_model, get_preset
-from masterocr.model.master import MIN_CHAR_WIDTH, STEPS_EXTRA, step_bound
+from masterocr.model.decoding import MIN_CHAR_WIDTH, STEPS_EXTRA, step_bound
 
 CHARSET = Charset.default()
 # the line preset's shape and options with tiny widths: fast enough to decode 150 steps on a CPU

@@ -9,7 +9,7 @@ from pathlib import Path
 from masterocr.assets import SHIPPED_MODELS
 from masterocr.errors import UserError
 from masterocr.limits import MAX_BATCH, MAX_SAMPLES, MAX_WORKERS
-from masterocr.model.config import INT_RANGES
+from masterocr.model.config import DECODE_MODES, INT_RANGES
 
 
 def bool_arg(value: str) -> bool:
@@ -92,6 +92,10 @@ def add_runtime_options(p, default_backend: str = "auto") -> None:
                         "(text lines, when this release ships it)")
     p.add_argument("--int8", action="store_true", help="torch backend on CPU: dynamic int8 decoder (see bench/)")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="torch backend: bf16/fp16 on GPUs")
+    p.add_argument("--decode", choices=list(DECODE_MODES), default=None,
+                   help="decoding mode: attention (the decoder), ctc (the CTC branch in one pass: fastest) or joint "
+                        "(attention kept to what the CTC branch reads); ctc and joint need a model with the CTC "
+                        "branch (default: the model's own, its config's decode)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for inference (default and most: the CPUs this process may use); with "
                         "--backend onnx, batches under 32 "

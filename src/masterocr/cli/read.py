@@ -45,6 +45,10 @@ def add_predict(sub) -> None:
     p.add_argument("--gpu", type=int, default=None, help="the original's GPU index (same as --device cuda:N)")
     p.add_argument("--width", type=int, default=None, help="checked against the model's input width")
     p.add_argument("--height", type=int, default=None, help="checked against the model's input height")
+    p.add_argument("--window", type=positive_int, default=None,
+                   help="line models: read lines wider than this many pixels (at the model's height) in "
+                        "overlapping windows and merge the texts (default: off; wider than the model's width "
+                        "is refused)")
     add_runtime_options(p)
     p.set_defaults(func=cmd_predict)
 
@@ -63,7 +67,8 @@ def cmd_predict(args) -> int:
         check_out_folder("--output-folder", args.output_folder)
     gathered = gather(inputs, args.recursive)  # before the model loads
     device = f"cuda:{args.gpu}" if args.gpu is not None and args.gpu >= 0 else args.device
-    rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype, args.threads, args.model)
+    rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype, args.threads, args.model,
+                          decode=args.decode, window=args.window)
     say_backend(args.backend, rec)
     for flag, want, have in (("--width", args.width, rec.cfg.img_w), ("--height", args.height, rec.cfg.img_h)):
         if want is not None and want != have:
@@ -151,7 +156,7 @@ def cmd_test(args) -> int:
     check_positive(batch_size=args.batch_size, threads=args.threads)
     check_in_folder("--data-root", args.data_root)
     rec = load_recognizer(args.checkpoint, args.device, args.backend, args.int8, args.dtype, args.threads,
-                          args.model)
+                          args.model, decode=args.decode)
     say_backend(args.backend, rec)
     rows = evaluate_benchmarks(rec, args.data_root, args.batch_size)
     if args.json:

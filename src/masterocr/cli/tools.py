@@ -160,7 +160,8 @@ def cmd_serve(args) -> int:
 
     serve(checkpoint=args.checkpoint, host=args.host, port=args.port, max_batch=args.max_batch,
           max_wait_ms=args.max_wait_ms, device=args.device, int8=args.int8, dtype=args.dtype,
-          backend=args.backend, threads=args.threads, model=args.model, max_images_per_request=args.max_images,
+          backend=args.backend, threads=args.threads, model=args.model, decode=args.decode,
+          max_images_per_request=args.max_images,
           max_pixels=args.max_pixels, max_pixels_in_flight=args.max_pixels_in_flight,
           body_timeout_s=args.body_timeout_s, max_connections=args.max_connections,
           header_timeout_s=args.header_timeout_s)

@@ -137,6 +137,10 @@ class ModelInput:
         (int8 calibration feeds the encoder whole batches)."""
         return preprocess(img, self.height, self.width, self.channels, self.keep_ratio)
 
+    def line_tensor(self, img: Image.Image) -> torch.Tensor:
+        """A line at the model's height and its own width, however wide (window reading cuts it)."""
+        return preprocess(img, self.height, line_width(img, self.height), self.channels, True)
+
     def batch(self, tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, C, H, W) and the valid widths (B,) of a variable-width model's lines (`pad_batch`); None for a
         fixed-width model, whose inputs stack."""

@@ -6,7 +6,6 @@ the same parameters; onnxruntime reads them through `masterocr.runtime.onnx.Onnx
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from torch import nn
 
 from masterocr.charset import SOS, Charset
 from masterocr.formats.load import load_model
-from masterocr.formats.onnx_layout import DECODER_FILE, ENCODER_FILE, export_meta, write_meta
+from masterocr.formats.onnx_layout import CTC_OUTPUT, DECODER_FILE, ENCODER_FILE, export_meta, write_meta
 from masterocr.imports import check_installed
 from masterocr.model import MASTER
+from masterocr.model.decoding import GrowingCache
 
 OPSET = 17
 
@@ -31,34 +31,41 @@ def export_safe(model: MASTER) -> MASTER:
 
 
 class EncoderExport(nn.Module):
-    """images -> memory keys/values of every decoder layer, stacked (L, 2, B, H, S, Dh)."""
+    """images -> memory keys/values of every decoder layer, stacked (L, 2, B, H, S, Dh); a model with the CTC
+    branch also gives its frame logits (B, F, V) (see `export_model`)."""
 
     def __init__(self, model: MASTER) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        kv = self.model.memory_kv(self.model.encode(images))
-        return torch.stack([torch.stack(pair) for pair in kv])
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        memory = self.model.encode(images)
+        kv = _stacked(self.model.memory_kv(memory))
+        return kv if self.model.ctc is None else (kv, self.model.ctc_logits(memory))
 
 
 class LineEncoderExport(nn.Module):
     """A variable-width model's encoder: images (B, C, H, W dynamic) and their valid widths (B,) -> mem_kv
-    and the memory mask (B, 1, 1, S) bool that the decoder step takes."""
+    and the memory mask (B, 1, 1, S) bool that the decoder step takes; and the CTC frame logits."""
 
     def __init__(self, model: MASTER) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         m = self.model
-        kv = m.memory_kv(m.encode(images, widths))
-        return torch.stack([torch.stack(pair) for pair in kv]), m.memory_mask(images, widths, always=True)
+        memory = m.encode(images, widths)
+        out = (_stacked(m.memory_kv(memory)), m.memory_mask(images, widths, always=True))
+        return out if m.ctc is None else (*out, m.ctc_logits(memory))
+
+
+def _stacked(kv: list) -> torch.Tensor:
+    return torch.stack([torch.stack(pair) for pair in kv])
 
 
 class DecoderStepExport(nn.Module):
-    """The ONNX decoder step: one cached greedy step with its cache as graph inputs/outputs (growing `past`),
-    and the position `step` a tensor so that it stays a graph input."""
+    """The ONNX decoder step: `MASTER.decoder_step` over a growing cache that is a graph input (`past`) and
+    output (`present`), and the position `step` a tensor so that it stays a graph input."""
 
     def __init__(self, model: MASTER) -> None:
         super().__init__()
@@ -74,14 +81,10 @@ class DecoderStepExport(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
         pos = m.token_pos.pe.index_select(0, step.reshape(1).long())  # (1, D): a gather, not a baked slice
-        x = m.embed(token) * math.sqrt(m.cfg.d_model) + pos  # dropout is the identity in eval
-        present = []
-        for i, layer in enumerate(m.decoder):
-            kv, cached = (mem_kv[i, 0], mem_kv[i, 1]), (past[i, 0], past[i, 1])
-            x, (k, v), _ = layer(x, kv, cached, memory_mask=mem_mask)
-            present.append(torch.stack([k, v]))
-        logits = m.generator(m.decoder_norm(x[:, -1]))
-        return logits, torch.stack(present)
+        cache = GrowingCache([(past[i, 0], past[i, 1]) for i in range(past.size(0))])
+        kv = [(mem_kv[i, 0], mem_kv[i, 1]) for i in range(mem_kv.size(0))]
+        logits, _ = m.decoder_step(token, pos, kv, cache, mem_mask)
+        return logits, _stacked(cache.present)
 
 
 def _export(module: nn.Module, args: tuple, path: Path, names_in, names_out, dynamic_axes) -> None:
@@ -109,8 +112,12 @@ def export_model(model: MASTER, charset: Charset, out_dir: str | Path, source: s
     with torch.no_grad():
         enc = EncoderExport(model)
         mem_kv = enc(images)
-        _export(enc, (images,), out / ENCODER_FILE, ["images"], ["mem_kv"],
-                {"images": {0: "batch"}, "mem_kv": {2: "batch"}})  # fmt: skip
+        outputs, axes = ["mem_kv"], {"images": {0: "batch"}, "mem_kv": {2: "batch"}}
+        if model.ctc is not None:
+            mem_kv = mem_kv[0]
+            outputs.append(CTC_OUTPUT)
+            axes[CTC_OUTPUT] = {0: "batch"}
+        _export(enc, (images,), out / ENCODER_FILE, ["images"], outputs, axes)
         past = torch.zeros(n_layers, 2, 2, heads, 3, dh)
         token = torch.full((2, 1), SOS, dtype=torch.long)
         step = torch.tensor(3, dtype=torch.long)
@@ -133,10 +140,14 @@ def _export_lines(model: MASTER, out: Path) -> None:
     widths = torch.tensor([64, 40])
     with torch.no_grad():
         enc = LineEncoderExport(model)
-        mem_kv, mask = enc(images, widths)
-        _export(enc, (images, widths), out / ENCODER_FILE, ["images", "widths"], ["mem_kv", "mem_mask"],
-                {"images": {0: "batch", 3: "width"}, "widths": {0: "batch"},
-                 "mem_kv": {2: "batch", 4: "memory"}, "mem_mask": {0: "batch", 3: "memory"}})  # fmt: skip
+        mem_kv, mask = enc(images, widths)[:2]
+        outputs = ["mem_kv", "mem_mask"]
+        axes = {"images": {0: "batch", 3: "width"}, "widths": {0: "batch"},
+                "mem_kv": {2: "batch", 4: "memory"}, "mem_mask": {0: "batch", 3: "memory"}}
+        if model.ctc is not None:
+            outputs.append(CTC_OUTPUT)
+            axes[CTC_OUTPUT] = {0: "batch", 1: "frames"}
+        _export(enc, (images, widths), out / ENCODER_FILE, ["images", "widths"], outputs, axes)
         past = torch.zeros(n_layers, 2, 2, heads, 3, dh)
         token = torch.full((2, 1), SOS, dtype=torch.long)
         step = torch.tensor(3, dtype=torch.long)

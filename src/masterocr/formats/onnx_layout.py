@@ -5,8 +5,13 @@
 * ``decoder_step.onnx``: token (B, 1) int64, step () int64 (the position, a graph input, not a constant),
   past (L, 2, B, heads, T, Dh) with dynamic T (T = 0 at the first step), mem_kv -> logits (B, V) and
   present (L, 2, B, heads, T + 1, Dh).
+* A model with the CTC branch (model_config.ctc_weight > 0): the encoder also outputs ``ctc_logits``
+  (B, F, V) float32, the branch's frame logits (F = 2 frames per memory column, blank = PAD). Logits, not
+  their argmax: joint decoding scores any prefix the decoder proposes, which needs every class's
+  probability at every frame; ctc decoding takes the best path of the same output on the host.
 * ``model.json``: {"format", "opset", "model_config", "charset": {"keys", "case_sensitive"}, "num_classes",
-  "source", and after quantization "quantized"}.
+  "source", "ctc" (with the branch: {"output", "frames_per_column", "blank"}), and after quantization
+  "quantized"}.
 """
 
 from __future__ import annotations
@@ -23,17 +28,19 @@ from masterocr.files import read_json
 from masterocr.formats.load import charset_of
 from masterocr.formats.weights import file_sha256
 from masterocr.model import MasterConfig
+from masterocr.model.ctc import BLANK, FRAMES_PER_COLUMN
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder_step.onnx"
 META_FILE = "model.json"
 LAYOUT_FILES = (ENCODER_FILE, DECODER_FILE, META_FILE)
+CTC_OUTPUT = "ctc_logits"
 FORMAT = "masterocr-onnx"
 
 
 def export_meta(cfg: MasterConfig, charset: Charset, num_classes: int, opset: int, source: str | None) -> dict:
     """The model.json of a freshly exported folder."""
-    return {
+    meta = {
         "format": FORMAT,
         "opset": opset,
         "model_config": cfg.to_dict(),
@@ -41,6 +48,9 @@ def export_meta(cfg: MasterConfig, charset: Charset, num_classes: int, opset: in
         "num_classes": num_classes,
         "source": source,
     }
+    if cfg.ctc_weight > 0:
+        meta["ctc"] = {"output": CTC_OUTPUT, "frames_per_column": FRAMES_PER_COLUMN, "blank": BLANK}
+    return meta
 
 
 def read_meta(folder: str | Path) -> dict:

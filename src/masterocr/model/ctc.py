@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from masterocr.charset import EOS, PAD, UNK
+from masterocr.charset import EOS, PAD, SOS, UNK
 
 FRAMES_PER_COLUMN = 2
 BLANK = PAD
@@ -77,7 +77,11 @@ class CTCReading:
 
 def greedy_ctc(logits: torch.Tensor, frames: torch.Tensor, max_len: int) -> CTCReading:
     """Best path: the top class per frame, repeats merged, blanks dropped; at most `max_len` characters."""
-    probs, best = logits.float().softmax(-1).max(-1)  # (B, F)
+    logits = logits.float()
+    allowed = logits.clone()
+    allowed[..., [EOS, SOS]] = float("-inf")  # never CTC targets: a frame is blank (PAD), UNK or a character
+    top, best = allowed.max(-1)  # (B, F)
+    probs = (top - logits.logsumexp(-1)).exp()  # the top probability without a softmax over every class
     return collapse(best, probs, frames, max_len)
 
 

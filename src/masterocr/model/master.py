@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from masterocr.charset import EOS, PAD, SOS
+from masterocr.charset import PAD
 from masterocr.model.backbone import STRIDE, Backbone
-from masterocr.model.config import DECODE_MODES, MasterConfig
-from masterocr.model.ctc import FRAMES_PER_COLUMN, CTCHead, CTCPrefixScorer, greedy_ctc
+from masterocr.model.config import MasterConfig
+from masterocr.model.ctc import FRAMES_PER_COLUMN, CTCHead
 from masterocr.model.decoder import (
     KV,
     CrossAttention,
@@ -23,58 +22,20 @@ from masterocr.model.decoder import (
     fast_layer_norm,
     fast_linear,
 )
-from masterocr.model.joint import joint_pick, joint_step_bound
-
-
-@dataclass
-class DecodeOutput:
-    """Greedy decoding result; `attention` is (B, T, S) averaged over heads of the last layer, when asked;
-    `spans` (B, T, 2) the first and last CTC frame of each character (ctc decoding; -1 after the text)."""
-
-    tokens: torch.Tensor  # (B, T) without SOS, PAD after EOS
-    probs: torch.Tensor  # (B, T) top probability at each step, 0 after EOS
-    attention: torch.Tensor | None = None
-    spans: torch.Tensor | None = None
-
-    def __iter__(self):  # `tokens, probs = model.decode(...)`
-        return iter((self.tokens, self.probs))
-
-
-# The decoding-step bound of a line: a character is at least MIN_CHAR_WIDTH times the line's height wide. On
-# text drawn at 0.75 of the crop height, the narrowest Latin fonts installed here (Liberation Sans Narrow,
-# Beteckna Condensed) average 0.27 height per character on running English and 0.19 on "illicit filling of
-# little lilies, 1111 |||"; hanzi are about 0.6. 0.15 leaves room for text drawn smaller in its crop.
-# STEPS_EXTRA covers the rounding and EOS. Only keep-ratio inputs are bounded: a plainly resized crop (the word
-# presets, the paper's 48x160) squeezes any text into its width, so its width says nothing of its length.
-MIN_CHAR_WIDTH = 0.15
-STEPS_EXTRA = 4
-
-
-def step_bound(cols: torch.Tensor, img_h: int, max_len: int, keep_ratio: bool = True) -> torch.Tensor:
-    """Most characters a line of `cols` valid memory columns (B,) can hold: min(max_len,
-    ceil(cols * STRIDE / (MIN_CHAR_WIDTH * img_h)) + STEPS_EXTRA); max_len when not `keep_ratio`."""
-    if not keep_ratio:
-        return torch.full_like(cols, max_len)
-    per_column = STRIDE / (MIN_CHAR_WIDTH * img_h)
-    bound = torch.ceil(cols.double() * per_column).long() + STEPS_EXTRA
-    return bound.clamp_max(max_len)
+from masterocr.model.decoding import (
+    BufferCache,
+    DecodeOutput,
+    GrowingCache,
+    decode_with,
+    row_major,
+    step_bound,
+    torch_step,
+)
 
 
 def _stack(layer: nn.Module, n: int, share: bool) -> nn.ModuleList:
     """n layers; with `share` the same module n times (the original's share_parameter)."""
     return nn.ModuleList([layer] * n if share else [copy.deepcopy(layer) for _ in range(n)])
-
-
-def greedy_pick(
-    logits: torch.Tensor, done: torch.Tensor, suppress_eos: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One greedy step's choice: the top token and its probability per row (PAD and 0 for rows that have
-    ended), and the rows ended so far. `suppress_eos` forbids EOS (fixed-length decoding, for benchmarks)."""
-    if suppress_eos:
-        logits[:, EOS] = float("-inf")
-    p, nxt = logits.float().softmax(-1).max(-1)
-    nxt = nxt.masked_fill(done, PAD)
-    return nxt, p.masked_fill(done, 0.0), done | (nxt == EOS)
 
 
 class MASTER(nn.Module):
@@ -170,6 +131,28 @@ class MASTER(nn.Module):
     def _embed(self, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
         return self.token_pos(self.embed(tokens) * math.sqrt(self.cfg.d_model), offset)
 
+    def decoder_step(
+        self,
+        tokens: torch.Tensor,
+        positions: torch.Tensor,
+        mem_kv: list[KV],
+        cache: GrowingCache | BufferCache,
+        memory_mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The one composition of a decoder step, for every path that decodes (the cached loops, the full
+        recompute, the exported step graph): tokens (B, T) with their positional rows (T, D) or (1, D) ->
+        logits of the last position (B, V) and, when asked, the last layer's cross-attention of the last
+        position averaged over heads (B, S). `cache` says how self-attention keeps the earlier steps."""
+        x = self.embed(tokens) * math.sqrt(self.cfg.d_model) + positions  # dropout is the identity in eval
+        weights = None
+        last = len(self.decoder) - 1
+        for i, layer in enumerate(self.decoder):
+            x, w = cache.layer(i, layer, x, mem_kv[i], memory_mask, need_weights and i == last)
+            if w is not None:
+                weights = w[:, :, -1].mean(1)
+        return fast_linear(self.generator, fast_layer_norm(self.decoder_norm, x[:, -1])), weights
+
     def decode_step(
         self,
         tokens: torch.Tensor,
@@ -180,26 +163,18 @@ class MASTER(nn.Module):
         memory_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, list[KV], torch.Tensor | None]:
         """Run the decoder over `tokens` (B, T) starting at position `offset`; returns logits of the last
-        position (B, V), the updated self-attention cache and the last layer's cross-attention (B, S)."""
-        x = self._embed(tokens, offset)
-        new_cache, weights = [], None
-        for i, layer in enumerate(self.decoder):
-            last = i == len(self.decoder) - 1
-            past = None if cache is None else cache[i]
-            x, kv, w = layer(x, mem_kv[i], past, need_weights and last, memory_mask)
-            new_cache.append(kv)
-            if w is not None:
-                weights = w[:, :, -1].mean(1)  # (B, S): heads averaged, last position
-        return self.generator(self.decoder_norm(x[:, -1])), new_cache, weights
+        position (B, V), the grown self-attention cache and the last layer's cross-attention (B, S)."""
+        grown = GrowingCache(cache)
+        positions = self.token_pos.pe[offset : offset + tokens.size(1)]
+        logits, weights = self.decoder_step(tokens, positions, mem_kv, grown, memory_mask, need_weights)
+        return logits, grown.present, weights
 
     def _cached_step(
         self, tokens: torch.Tensor, mem_kv: list[KV], caches: list[KV], pos: int, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Inference fast path: tokens (B,) at position `pos` -> logits (B, V), through preallocated caches."""
-        x = self.embed(tokens) * math.sqrt(self.cfg.d_model) + self.token_pos.pe[pos]
-        for layer, kv, cache in zip(self.decoder, mem_kv, caches):
-            x = layer.step(x, kv, cache, pos, mask)
-        return fast_linear(self.generator, fast_layer_norm(self.decoder_norm, x))
+        positions = self.token_pos.pe[pos : pos + 1]
+        return self.decoder_step(tokens[:, None], positions, mem_kv, BufferCache(caches, pos), mask)[0]
 
     def forward(
         self, images: torch.Tensor, targets: torch.Tensor, widths: torch.Tensor | None = None, masked: bool = False
@@ -262,76 +237,23 @@ class MASTER(nn.Module):
 
         `mode` (default: the config's `decode`): "attention", the decoder alone; "ctc", the CTC branch's best
         path in one pass (with each character's frame span); "joint", attention decoding that the CTC branch
-        rescores and bounds (model/joint.py). Each row of a keep-ratio model stops after `step_bound`
-        characters of its width (no runaway on a blank or noisy line); plainly resized crops (the word presets)
-        run to max_len. `widths` (B,): valid pixel widths of a right-padded variable-width batch.
-        `use_cache=False` is the reference that re-runs the decoder over the whole prefix at every step.
-        `suppress_eos` forbids EOS (fixed-length decoding, for benchmarks).
+        rescores and bounds (model/joint.py); the rule is model/decoding.py's `decode_with`. Each row of a
+        keep-ratio model stops after `step_bound` characters of its width (no runaway on a blank or noisy
+        line); plainly resized crops (the word presets) run to max_len. `widths` (B,): valid pixel widths of a
+        right-padded variable-width batch. `use_cache=False` is the reference that re-runs the decoder over the
+        whole prefix at every step. `suppress_eos` forbids EOS (fixed-length decoding, for benchmarks).
+        `return_attention`: the last layer's cross-attention maps (B, T, H/8 * W/4, row-major).
         """
         mode = self.cfg.decode if mode is None else mode
-        if mode not in DECODE_MODES:
-            raise ValueError(f"unknown decoding mode {mode!r}; use one of {', '.join(DECODE_MODES)}")
         max_len = self.cfg.max_len if max_len is None else max_len
         memory = self.encode(images, widths)
         cols = self.memory_columns(images, widths)
-        limits = step_bound(cols, self.cfg.img_h, max_len, self.cfg.keep_ratio) + 1  # steps, EOS's too
-        scorer = None
-        if mode != "attention":
-            frames = cols * FRAMES_PER_COLUMN
-            ctc_logits = self.ctc_logits(memory)
-            reading = greedy_ctc(ctc_logits, frames, max_len)
-            if mode == "ctc":
-                return DecodeOutput(reading.tokens, reading.probs, None, reading.spans)
-            lengths = (reading.tokens != PAD).sum(1) - 1
-            limits = torch.minimum(limits, joint_step_bound(lengths) + 1)
-            scorer = CTCPrefixScorer(ctc_logits, frames)
-        return self._greedy(memory, images, widths, limits, use_cache, suppress_eos, return_attention, scorer)
-
-    def _greedy(
-        self, memory: torch.Tensor, images: torch.Tensor, widths: torch.Tensor | None, limits: torch.Tensor,
-        use_cache: bool, suppress_eos: bool, return_attention: bool, scorer: CTCPrefixScorer | None,
-    ) -> DecodeOutput:
-        """The autoregressive loop: each row stops at EOS or after `limits` steps; with a `scorer` each step's
-        choice is the joint one."""
-        mem_kv = self.memory_kv(memory)
-        mask = self.memory_mask(images, widths)
-        steps = int(limits.max())
-        b = images.size(0)
-        prefix = torch.full((b, 1), SOS, dtype=torch.long, device=images.device)  # grows only without the cache
-        last = prefix[:, 0]
-        done = torch.zeros(b, dtype=torch.bool, device=images.device)
-        tokens, probs, attns = [], [], []
-        cache, caches, w = None, None, None
-        if use_cache and not return_attention:  # fast path: keys/values written into preallocated buffers
-            shape = (b, self.cfg.nhead, steps, self.cfg.d_model // self.cfg.nhead)
-            caches = [(memory.new_empty(shape), memory.new_empty(shape)) for _ in self.decoder]
-        for step in range(steps):
-            if caches is not None:  # the fast path: preallocated buffers, no module-call overhead
-                logits = self._cached_step(last, mem_kv, caches, step, mask)
-            elif use_cache:  # the growing cache: the path that also yields the attention maps
-                logits, cache, w = self.decode_step(last.unsqueeze(1), mem_kv, cache, step, return_attention, mask)
-            else:  # the full recompute: the reference the cached paths are tested against
-                logits, _, w = self.decode_step(prefix, mem_kv, None, 0, return_attention, mask)
-            if scorer is None:
-                nxt, p, done = greedy_pick(logits, done, suppress_eos)
-            else:
-                nxt, p, done = joint_pick(logits, scorer, done)
-            done = done | (limits <= step + 1)  # a row at its bound ends here
-            tokens.append(nxt)
-            probs.append(p)
-            if w is not None:
-                attns.append(self._row_major(w, images))
-            last = nxt
-            if not use_cache:
-                prefix = torch.cat([prefix, nxt.unsqueeze(1)], dim=1)
-            if bool(done.all()):
-                break
-        attention = torch.stack(attns, 1) if attns else None
-        return DecodeOutput(torch.stack(tokens, 1), torch.stack(probs, 1), attention)
-
-    def _row_major(self, weights: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        """Attention (B, S) over a column-major memory -> the row-major (H/8 x W/4) order maps are read in."""
-        if not self.cfg.variable_width:
-            return weights
-        rows, cols = images.size(-2) // 8, images.size(-1) // STRIDE
-        return weights.reshape(-1, cols, rows).transpose(1, 2).reshape(weights.shape)
+        maps: list[torch.Tensor] | None = [] if return_attention else None
+        steps = int(step_bound(cols, self.cfg.img_h, max_len, self.cfg.keep_ratio).max()) + 1
+        step_fn = torch_step(self, memory, self.memory_mask(images, widths), steps, use_cache, maps)
+        out = decode_with(step_fn, cols, lambda: self.ctc_logits(memory), mode, self.cfg.img_h, max_len,
+                          self.cfg.keep_ratio, suppress_eos)  # fmt: skip
+        if maps:
+            rows, width = images.size(-2) // 8, images.size(-1) // STRIDE
+            out.attention = row_major(torch.stack(maps, 1), rows, width, self.cfg.variable_width)
+        return out

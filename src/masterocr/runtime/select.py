@@ -53,6 +53,8 @@ def load_recognizer(
     dtype: str = "fp32",
     threads: int | None = None,
     model: str | None = None,
+    decode: str | None = None,
+    window: int | None = None,
 ) -> BaseRecognizer:
     """A Recognizer (backend "torch") or an OnnxRecognizer (backend "onnx": `checkpoint` is an exported folder,
     None the shipped int8 graphs); backend "auto" picks one as `resolve_backend` says.
@@ -65,6 +67,8 @@ def load_recognizer(
 
     `model`: a shipped model by name ("word", the default, "small" or "line"; assets.SHIPPED_MODELS); a
     `checkpoint` that is such a name and no file here means the same.
+    `decode`: "attention", "ctc" or "joint" (default: the model's config); `window`: read lines wider than
+    that in overlapping windows (runtime/windows.py; default off). As `Recognizer`'s.
     """
     device = parse_device(device)  # malformed or absent: one line with what is available
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -86,8 +90,8 @@ def load_recognizer(
                 "--int8/--dtype apply to the torch backend; the ONNX graphs run as exported "
                 "(`masterocr export --int8` makes int8 graphs)"
             )
-        return OnnxRecognizer.from_path(checkpoint, threads)
+        return OnnxRecognizer.from_path(checkpoint, threads, decode, window)
     if backend != "torch":
         raise UserError(f"backend {backend!r} is not auto, torch or onnx")
     torch.set_num_threads(threads)
-    return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype)
+    return Recognizer.from_checkpoint(checkpoint, device=device, int8=int8, dtype=dtype, decode=decode, window=window)

@@ -28,6 +28,7 @@ from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.errors import UserError
 from masterocr.limits import MAX_ATTENTION_IMAGES, MAX_CONNECTIONS
 from masterocr.runtime.base import BaseRecognizer, Prediction
+from masterocr.runtime.locations import place
 from masterocr.runtime.select import load_recognizer
 from masterocr.serve.batcher import Batcher
 from masterocr.serve.budget import TRIM_PIXELS, PixelBudget, release_memory
@@ -115,14 +116,18 @@ def _add_info_routes(app: FastAPI, info: dict, page: str) -> None:
         return HTMLResponse(page)
 
 
-def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int
-                   ) -> list[torch.Tensor | str]:
-    """Each image as the model's input tensor, or the message saying why it cannot be read."""
+def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int,
+                   sizes: list[tuple[int, int]] | None = None) -> list[torch.Tensor | str]:
+    """Each image as the model's input tensor, or the message saying why it cannot be read; each read image's
+    (width, height) is appended to `sizes` when given (to place its characters)."""
     out: list[torch.Tensor | str] = []
     for name, data in images:
         try:
+            image = load_image(data, name=name, max_pixels=max_pixels)
             # a line keeps its width; wider than the model's maximum is refused
-            out.append(recognizer.model_input.tensor(load_image(data, name=name, max_pixels=max_pixels), name))
+            out.append(recognizer.model_input.tensor(image, name))
+            if sizes is not None:
+                sizes.append(image.size)
         except (ImageError, UserError) as exc:
             out.append(str(exc))
         except Exception as exc:  # never let one odd file 500 the whole request
@@ -131,12 +136,17 @@ def prepare_images(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], 
     return out
 
 
-def result_entries(prepared: list[torch.Tensor | str], preds: list[Prediction], attention: bool) -> list[dict]:
-    """One response entry per image, in request order: the prediction, or the image's error."""
+def result_entries(prepared: list[torch.Tensor | str], preds: list[Prediction], attention: bool,
+                   placed: list[list[list[float]] | None] | None = None) -> list[dict]:
+    """One response entry per image, in request order: the prediction, or the image's error; with `placed`
+    (one per prediction: its characters' x-ranges in the image, or None) a "char_ranges" field."""
     results, it = [], iter(preds)
+    where = iter(placed or [])
     for p in prepared:
         pred = Prediction(None, None, error=p) if isinstance(p, str) else next(it)
         entry = pred.to_dict()  # the result shape the CLI's JSON and Python share
+        if placed is not None:
+            entry["char_ranges"] = None if isinstance(p, str) else next(where)
         if attention:
             entry["attention"] = (
                 None if pred.attention is None else [[round(float(w), 5) for w in row] for row in pred.attention]
@@ -159,11 +169,11 @@ async def _decode(batcher: Batcher, tensors: list[torch.Tensor], attention: bool
         raise RequestError(500, "internal error") from None
 
 
-def _prepare_and_trim(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int, pixels: int
-                      ) -> list[torch.Tensor | str]:
+def _prepare_and_trim(recognizer: BaseRecognizer, images: list[tuple[str, bytes]], max_pixels: int, pixels: int,
+                      sizes: list[tuple[int, int]]) -> list[torch.Tensor | str]:
     """prepare_images, then give the decode buffers back to the system after a large request."""
     try:
-        return prepare_images(recognizer, images, max_pixels)
+        return prepare_images(recognizer, images, max_pixels, sizes)
     finally:
         if pixels >= TRIM_PIXELS:
             release_memory()
@@ -176,19 +186,27 @@ def _add_recognize_route(app: FastAPI, recognizer: BaseRecognizer, batcher: Batc
     async def recognize(
         request: Request,
         attention: bool = Query(False, description="add per-character cross-attention maps (H/8 x W/4)"),
+        locations: bool = Query(False, description="add each character's x-range [x0, x1) in the image, where "
+                                "it was read (CTC frames in ctc decoding, else the attention's peak column)"),
     ) -> JSONResponse:
         images, pixels = await read_images(request, limits)
-        maps = attention and recognizer.supports_attention  # the ONNX backend has none: "attention": null
+        # the ONNX backend has no attention output: its entries then carry "attention": null (and, but in ctc
+        # decoding, "char_ranges": null)
+        maps = (attention or (locations and recognizer.decode != "ctc")) and recognizer.supports_attention
         if maps and len(images) > MAX_ATTENTION_IMAGES:
             raise RequestError(413, f"{len(images)} images with attention=true, more than the limit of "
                                     f"{MAX_ATTENTION_IMAGES}; send fewer or drop attention")
+        sizes: list[tuple[int, int]] = []
         async with budget.reserve(pixels):  # decoded images are freed before the reservation ends
-            prepared = await run_in_threadpool(_prepare_and_trim, recognizer, images, limits.max_pixels, pixels)
+            prepared = await run_in_threadpool(_prepare_and_trim, recognizer, images, limits.max_pixels, pixels,
+                                               sizes)
         del images
         tensors = [p for p in prepared if isinstance(p, torch.Tensor)]
         async with attention_slot if maps else contextlib.nullcontext():  # one request's maps in memory at a time
             preds = await _decode(batcher, tensors, maps, request_timeout_s)
-            response = JSONResponse({"results": result_entries(prepared, preds, attention)},
+            placed = ([place(recognizer.cfg, p.char_ranges, size) for p, size in zip(preds, sizes)]
+                      if locations else None)
+            response = JSONResponse({"results": result_entries(prepared, preds, attention, placed)},
                                     background=BackgroundTask(release_memory) if maps else None)
             del preds
         return response
@@ -264,6 +282,7 @@ def serve(
     backend: str = "torch",
     threads: int | None = None,
     model: str | None = None,
+    decode: str | None = None,
     max_connections: int | None = 128,
     header_timeout_s: float = HEADER_TIMEOUT_S,
     **kwargs: Any,
@@ -273,15 +292,15 @@ def serve(
     `int8` (CPU) and `dtype` (bf16/fp16 on GPUs) are as in `Recognizer.from_checkpoint`; `backend="onnx"` serves
     a folder written by `masterocr export` (None: the shipped int8 graphs) on onnxruntime (faster on CPU at
     small batches, no attention maps);
-    `threads` and `model` (a shipped model by name) as in `load_recognizer`; beyond `max_connections` requests
-    in flight the server answers 503 (idle sockets hold no slot), and a connection whose request headers are not
-    complete within `header_timeout_s` is closed (serve/connections.py); other keyword arguments go to
+    `threads`, `model` (a shipped model by name) and `decode` as in `load_recognizer`; beyond `max_connections`
+    requests in flight the server answers 503 (idle sockets hold no slot), and a connection whose request headers
+    are not complete within `header_timeout_s` is closed (serve/connections.py); other keyword arguments go to
     `create_app`."""
     import uvicorn  # optional extra (serve)
 
     check_limits(max_connections=max_connections, max_batch=max_batch, max_wait_ms=max_wait_ms, port=port,
                  header_timeout_s=header_timeout_s, host=host, **kwargs)  # before the model is loaded
-    recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads, model)
+    recognizer = load_recognizer(checkpoint, device, backend, int8, dtype, threads, model, decode=decode)
     app = create_app(recognizer, max_batch=max_batch, max_wait_ms=max_wait_ms, **kwargs)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding %s: the service has no authentication; anyone who can reach it can use it", host)

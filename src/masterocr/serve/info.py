@@ -54,5 +54,6 @@ def model_info(recognizer: BaseRecognizer, serving: dict) -> dict:
         "device": str(recognizer.device),
         "backend": recognizer.backend,
         "attention_maps": recognizer.supports_attention,
+        "decode": recognizer.decode,  # the decoding mode: attention, ctc or joint
         "serving": serving,
     }
