@@ -3,12 +3,13 @@ per hour of CPU, and the share of each batch that is padding.
 
     python bench/line_train_speed.py                       # 96 lines: 8 batches of 12 after a warm-up step
     python bench/line_train_speed.py --threads 2 --out docs/line_train_speed.json
+    python bench/line_train_speed.py --padding-only        # padding share by pool size, 768 lines, no training
 
 The same synthetic lines (Latin, Chinese and mixed, `configs/line_cpu_ctc.json`'s mix) are rendered once and
 trained on by every variant, so the rows differ only in the recipe:
   attention            the line preset, attention loss only, batches in the order drawn (the old recipe)
   + CTC branch         ctc_weight 0.5: one more head on the memory and its loss
-  + width pools        8 batches drawn at once, sorted by width, batched with their neighbours
+  + width pools        --pool batches drawn at once, sorted by width, batched with their neighbours
   + chunks             the curriculum's start: 3-30 Latin characters or 2-12 hanzi per line
   slimmer encoder      the last row with blocks (1, 1, 1, 1) instead of (1, 1, 2, 2)
 Timing is of full training steps (forward, both losses, backward, AdamW) over the same 96 lines after one
@@ -44,13 +45,22 @@ def render(charset: Charset, count: int, chunks: bool, seed: int) -> list[tuple[
     return [ds[i] for i in range(count)]
 
 
-def batches_of(items: list, batch: int, pools: bool) -> list:
-    if pools:
+def batches_of(items: list, batch: int, pool: int) -> list:
+    """Batches of `batch` lines, from width pools of `pool` batches (1: in the order drawn)."""
+    if pool > 1:
         out = []
-        for i in range(0, len(items), batch * 8):
-            out += WidthPools(collate, batch)(items[i : i + batch * 8])
+        for i in range(0, len(items), batch * pool):
+            out += WidthPools(collate, batch)(items[i : i + batch * pool])
         return out
     return [collate(items[i : i + batch]) for i in range(0, len(items), batch)]
+
+
+def padding_by_pool(charset: Charset, batch: int, seed: int) -> None:
+    """The padding share of whole lines and of chunks for pools of 1 to 64 batches (no training)."""
+    for chunks in (False, True):
+        items = render(charset, 768, chunks=chunks, seed=seed)
+        shares = [f"{pool}: {100 * padding_share(batches_of(items, batch, pool)):.1f} %" for pool in (1, 8, 16, 32, 64)]
+        print(f"{'chunks' if chunks else 'whole lines'}, padding by pool size: " + "; ".join(shares))
 
 
 def train_step(model, charset: Charset, batch, opt, ctc_weight: float) -> None:
@@ -89,11 +99,16 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--pool", type=int, default=8, help="batches per width pool in the pooled rows")
+    ap.add_argument("--padding-only", action="store_true", help="only the padding share by pool size")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     charset = Charset.from_file(REPO / "src/masterocr/charsets/zh_latin.txt")
-    count = args.batch * 8
+    if args.padding_only:
+        padding_by_pool(charset, args.batch, args.seed)
+        return
+    count = args.batch * args.pool
     full = render(charset, count + args.batch, chunks=False, seed=args.seed)
     chunks = render(charset, count + args.batch, chunks=True, seed=args.seed)
     random.Random(args.seed).shuffle(full)
@@ -112,7 +127,7 @@ def main() -> None:
     for name, overrides, items, pools in variants:
         torch.manual_seed(0)
         model = build_model(get_preset("line", **overrides), charset)
-        r = time_steps(model, charset, warmup, batches_of(items[:count], args.batch, pools),
+        r = time_steps(model, charset, warmup, batches_of(items[:count], args.batch, args.pool if pools else 1),
                        overrides.get("ctc_weight", 0.0))
         rows.append({"recipe": name, **r})
         print(f"| {name} | {r['cpu_s_per_step']} | {r['s_per_step_wall']} | {r['lines_per_cpu_hour']:,} | "
