@@ -80,6 +80,8 @@ def base_argv(command: str, w: dict[str, Path], out: Path) -> list[str]:
                  str(out / "lmdb")],
         "export": ["--out", str(out / "onnx")],
         "serve": [],
+        "init": ["finetune", "--out", str(out / "init.json")],
+        "page": [str(sorted((root / "set" / "images").iterdir())[0]), "--out", str(out / "page")],
     }[command]
 
 
@@ -120,6 +122,7 @@ def stop_at_work(monkeypatch):
     import masterocr.data.synth.linedataset as linedataset
     import masterocr.export.onnx as onnx_export
     import masterocr.export.quantize as quantize
+    import masterocr.page.reader as page_reader
     import masterocr.train.launch as launch
     import masterocr.train.loop as loop
     import masterocr.train.preflight as preflight
@@ -137,7 +140,7 @@ def stop_at_work(monkeypatch):
     monkeypatch.setattr(select.OnnxRecognizer, "from_path", staticmethod(onnx_or_reach))
     for module, name in ((synth, "generate"), (linedataset, "generate_lines"), (lmdb, "lmdb_from_labels"),
                          (onnx_export, "export_model"), (quantize, "export_onnx_int8"), (loop, "train"),
-                         (launch, "launch_local"), (preflight, "dataset_sizes")):
+                         (launch, "launch_local"), (preflight, "dataset_sizes"), (page_reader, "PageReader")):
         monkeypatch.setattr(module, name, _reached)
     import uvicorn
 

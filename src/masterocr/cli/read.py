@@ -55,6 +55,7 @@ def add_predict(sub) -> None:
 
 def cmd_predict(args) -> int:
     from masterocr.data.folders import check_predict_folders, terminal_safe, write_json_atomic
+    from masterocr.devices import parse_device
     from masterocr.runtime.files import gather, predict_entries, prepare_output
     from masterocr.runtime.select import load_recognizer
 
@@ -65,8 +66,9 @@ def cmd_predict(args) -> int:
         check_predict_folders(args.img_folder, args.output_folder or ".")
     if args.output_folder is not None:
         check_out_folder("--output-folder", args.output_folder)
-    gathered = gather(inputs, args.recursive)  # before the model loads
     device = f"cuda:{args.gpu}" if args.gpu is not None and args.gpu >= 0 else args.device
+    parse_device(device)  # an absent device is one line before any folder is scanned
+    gathered = gather(inputs, args.recursive)  # before the model loads
     rec = load_recognizer(args.checkpoint, device, args.backend, args.int8, args.dtype, args.threads, args.model,
                           decode=args.decode, window=args.window)
     say_backend(args.backend, rec)
