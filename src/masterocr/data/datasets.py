@@ -147,7 +147,8 @@ class _LabelFileDataset(LabelledDataset):
             self.labels.append(label)
             self._count_vocabulary(label)
         self.total = parsed.total
-        warn_skips(self.label_file, parsed.total, self.skipped, self.duplicates, self.max_len, parsed.bad_lines)
+        if self.paths:  # none usable: build_dataset fails in one line with these counts
+            warn_skips(self.label_file, parsed.total, self.skipped, self.duplicates, self.max_len, parsed.bad_lines)
         self._report_oov(self.label_file)
 
     def __len__(self) -> int:

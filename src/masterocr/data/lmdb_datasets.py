@@ -53,7 +53,8 @@ class LmdbDataset(LabelledDataset):
             kept = self._scan(txn, n)
         self.indices = np.asarray(kept, dtype=np.int64)  # numpy, not a list: no copy-on-read in workers
         self.total = n
-        warn_skips(self.root, n, self.skipped, max_len=self.max_len)
+        if kept:  # none usable: build_dataset fails in one line with these counts
+            warn_skips(self.root, n, self.skipped, max_len=self.max_len)
         self._report_oov(self.root)
 
     def _num_samples(self, raw: bytes | None) -> int:
