@@ -50,8 +50,8 @@ def tree_bytes(root: Path) -> int:
     out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                          capture_output=True, check=True).stdout
     total = 0
-    for name in filter(None, out.decode().split("\0")):
-        path = root / name
+    for name in filter(None, out.split(b"\0")):
+        path = root / os.fsdecode(name)  # any file name the file system holds, UTF-8 or not
         if path.is_symlink() or path.is_file():  # a link travels as a link
             total += path.lstat().st_size
     return total

@@ -165,7 +165,9 @@ def run_case(argv: list[str], capsys) -> tuple[str, str]:
     return ("refused" if errors else "accepted"), err
 
 
-def test_every_cli_option_with_every_hostile_value_is_one_line_or_accepted(world, tmp_path, capsys, stop_at_work):
+def test_every_cli_option_with_every_hostile_value_is_one_line_or_accepted(world, tmp_path, capsys, stop_at_work,
+                                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an accepted relative output (`init --out 0`) lands here, not in the checkout
     parser_aliases = {}
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for command, parser in sub.choices.items():
