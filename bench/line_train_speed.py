@@ -31,7 +31,7 @@ from masterocr.charset import Charset
 from masterocr.data.datasets import collate
 from masterocr.data.synth.linedataset import SynthLineDataset
 from masterocr.model import build_model, get_preset
-from masterocr.model.ctc import ctc_loss
+from masterocr.model.ctc import joint_loss
 from masterocr.train.sampler import WidthPools, padding_share
 
 KINDS = {"latin": 0.35, "zh": 0.4, "mixed": 0.25}
@@ -67,11 +67,8 @@ def train_step(model, charset: Charset, batch, opt, ctc_weight: float) -> None:
     longest = max(charset.label_length(t) for t in batch.labels)
     targets = charset.encode_batch(batch.labels, min(model.cfg.max_len, longest))
     logits, gold, ctc = model(batch.images, targets, batch.widths, masked=True)
-    loss = torch.nn.functional.cross_entropy(logits.float(), gold)
-    if ctc is not None:
-        frames = model.ctc_frames(batch.images, batch.widths)
-        loss = (1 - ctc_weight) * loss + ctc_weight * ctc_loss(ctc, frames, targets)
-    loss.backward()
+    frames = model.ctc_frames(batch.images, batch.widths)
+    joint_loss(logits, gold, ctc, frames, targets, ctc_weight).backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
 

@@ -64,6 +64,19 @@ def ctc_loss(logits: torch.Tensor, frames: torch.Tensor, targets: torch.Tensor) 
     return total / lengths.sum().clamp_min(1)
 
 
+def joint_loss(
+    logits: torch.Tensor, gold: torch.Tensor, ctc_logits: torch.Tensor | None, frames: torch.Tensor,
+    targets: torch.Tensor, ctc_weight: float, label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """(1 - ctc_weight) * attention cross-entropy + ctc_weight * CTC, each a mean over the batch's characters
+    (a line's loss does not depend on its batch); the cross-entropy alone without a CTC branch. `logits`, `gold`
+    and `ctc_logits` as `MASTER.training_outputs` gives them."""
+    loss = F.cross_entropy(logits.float(), gold, label_smoothing=label_smoothing)
+    if ctc_logits is None:
+        return loss
+    return (1 - ctc_weight) * loss + ctc_weight * ctc_loss(ctc_logits, frames, targets)
+
+
 @dataclass
 class CTCReading:
     """Greedy CTC decoding of a batch: tokens (B, T) ending with EOS then PAD, as attention decoding gives

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from masterocr.data.datasets import Batch
 from masterocr.errors import UserError
 from masterocr.formats.checkpoint import atomic_save
-from masterocr.model.ctc import ctc_loss
+from masterocr.model.ctc import joint_loss
 from masterocr.train.config import RunSettings
 from masterocr.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
 from masterocr.train.sampler import padding_columns
@@ -162,13 +161,9 @@ class Trainer:
         images = images.to(self.device, non_blocking=True)
         with self._autocast():
             logits, gold, ctc = self.net(images, targets, widths, masked=True)
-        # the mean over the batch's characters, whatever their padding (a line's loss does not depend on its batch)
-        loss = F.cross_entropy(logits.float(), gold, label_smoothing=self.settings.trainer.label_smoothing)
-        if ctc is None:
-            return loss
-        w = self.cfg.ctc_weight
         frames = self.model.ctc_frames(images, None if widths is None else widths.to(self.device))
-        return (1 - w) * loss + w * ctc_loss(ctc, frames, targets)
+        return joint_loss(logits, gold, ctc, frames, targets, self.cfg.ctc_weight,
+                          self.settings.trainer.label_smoothing)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         ok = float(torch.isfinite(loss).item())
