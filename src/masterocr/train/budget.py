@@ -4,9 +4,9 @@ A lent accelerator comes with a fixed number of seconds. `train_for_seconds` fir
 steps from the starting weights (measuring seconds per step past the first steps, which pay for loader start
 and kernel choice, and the time of one validation), then finetunes from that checkpoint for as many steps as
 the time left allows, with its learning-rate schedule (warm-up, cosine decay) sized to exactly those steps, so
-the run ends at the schedule's floor. A guard stops the run after any step that leaves too little time to
-validate and save (SIGTERM to itself: the trainer saves and stops). Both runs are ordinary runs of the
-trainer, under `work_dir`.
+the run ends at the schedule's floor. A guard ends the run after any step that leaves too little time to
+validate and save (its step callback returns True: the trainer validates, saves and stops). Both runs are
+ordinary runs of the trainer, under `work_dir`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,14 +53,14 @@ class _Clock:
         self.times: list[tuple[int, float]] = []
         self.stopped = False
 
-    def __call__(self, info: StepState) -> None:
+    def __call__(self, info: StepState) -> bool:
         now = self.now()
         self.times.append((info.step, now))
         if not self.stopped and now + self.reserve > self.deadline:
             self.stopped = True
             log.warning("step %d: %.0f s left, fewer than the %.0f s kept to validate and save: stopping",
                         info.step, self.deadline - now, self.reserve)
-            signal.raise_signal(signal.SIGTERM)
+        return self.stopped
 
     def seconds_per_step(self) -> float | None:
         """Mean seconds per step after the first few steps (loader start, kernel choice), None when too few."""

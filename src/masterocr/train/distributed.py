@@ -69,6 +69,11 @@ def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     return t.tolist()
 
 
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when `flag` is True on any rank (a collective under DDP)."""
+    return all_reduce_sum([float(flag)], info)[0] > 0
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

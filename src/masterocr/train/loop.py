@@ -22,7 +22,7 @@ from masterocr.errors import UserError
 from masterocr.formats.checkpoint import atomic_save
 from masterocr.model.ctc import joint_loss
 from masterocr.train.config import RunSettings
-from masterocr.train.distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
+from masterocr.train.distributed import DistInfo, all_reduce_sum, any_rank, barrier, cleanup, init_distributed
 from masterocr.train.sampler import padding_columns
 from masterocr.train.setup import (
     build_data,
@@ -67,7 +67,9 @@ class StepState:
     run_dir: Path
 
 
-StepCallback = Callable[[StepState], None]
+# A callback that returns True ends the run after this step as max_steps would: a last validation and a save
+# (a stop signal, by contrast, saves without validating).
+StepCallback = Callable[[StepState], bool | None]
 
 
 @dataclass
@@ -245,11 +247,12 @@ class Trainer:
             self.writer.add_scalar("train/padding_share", padding, self.state.step)
             self.writer.add_scalar("train/chars_seen", self.state.chars_seen, self.state.step)
 
-    def _run_callbacks(self) -> None:
+    def _run_callbacks(self) -> bool:
+        """Call every step callback; True when one of them, on any rank, asks the run to end."""
         info = StepState(self.state.step, self.state.epoch, self.state.batch_in_epoch, self.dist.rank,
                          self.dist.world_size, self.run_dir)
-        for callback in self.callbacks:
-            callback(info)
+        ends = [bool(callback(info)) for callback in self.callbacks]
+        return any_rank(any(ends), self.dist) if self.callbacks else False
 
     def _after_step(self, meter: _StepMeter, bar: tqdm) -> bool:
         """Log, validate and save as their intervals say, call the step callbacks; True when the run stops."""
@@ -265,9 +268,9 @@ class Trainer:
             early_stop = self._after_validation(self.last_metrics)
         if step % opts.save_step_interval == 0:
             self.save(LATEST)
-        self._run_callbacks()
+        ends = self._run_callbacks()
         stop = self.stop_signal.requested(self.dist)  # first: a collective every rank calls after every step
-        return stop or bool(opts.max_steps and step >= opts.max_steps) or early_stop
+        return stop or ends or bool(opts.max_steps and step >= opts.max_steps) or early_stop
 
     # validation -------------------------------------------------------------------------------------------------
     def validate(self) -> dict:
