@@ -145,12 +145,13 @@ def ship(checkpoint: str, out: Path | None, extra: dict) -> dict:
     checkpoint's progress counters."""
     from masterocr.formats.checkpoint import load_checkpoint
     from masterocr.formats.weights import TRAINING_DATA, write_shipped
+    from masterocr.train.state import shown
 
     ckpt = load_checkpoint(checkpoint)
     counters = {k: ckpt.get(k) for k in COUNTERS}
     if out is not None:
-        meta = {**counters, "train_config": ckpt.get("config"), "license": "MIT", "training_data": TRAINING_DATA,
-                **extra}
+        meta = {**shown(ckpt), **counters, "train_config": ckpt.get("config"), "license": "MIT",
+                "training_data": TRAINING_DATA, **extra}
         write_shipped(ckpt["model_state_dict"], ckpt["model_config"], ckpt["charset"], out, True, meta)
     return counters
 

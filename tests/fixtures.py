@@ -30,3 +30,16 @@ def write_word_set(root: Path, words: list[str]) -> Path:
     (root / "gt.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (root / "labels.jsonl").write_text("\n".join(jl) + "\n", encoding="utf-8")
     return root
+
+
+def tiny_word_config(tmp_path: Path, validate: bool) -> dict:
+    """A run of the tiny preset on four rendered words (validated on the same words when `validate`)."""
+    words = write_word_set(tmp_path / "words", ["cat", "dog", "sun", "tree"])
+    data = {"type": "TextDataset", "args": {"txt_file": str(words / "gt.txt"), "img_root": str(words / "images")}}
+    return {
+        "name": "cb", "run_id": "tiny", "seed": 3, "distributed": False, "augment": False,
+        "model_arch": {"type": "MASTER", "args": {"preset": "tiny", "max_len": 8}},
+        "train_dataset": data, "train_loader": {"args": {"batch_size": 2, "num_workers": 0}},
+        "trainer": {"epochs": 10_000, "save_dir": str(tmp_path / "saved"), "save_period": 1000, "progress": False,
+                    "do_validation": validate},
+    } | ({"val_dataset": data} if validate else {})  # fmt: skip

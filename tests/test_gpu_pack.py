@@ -157,7 +157,7 @@ def test_training_for_seconds_calibrates_then_fills_the_time(tmp_path):
     assert not done["stopped_early"] and "edit_acc" in done["summary"]["metrics"]
     sized = load_checkpoint(done["checkpoint"])
     assert sized["config"]["lr_scheduler"]["args"]["total_steps"] == 3 and sized["config"]["trainer"]["max_steps"] == 3
-    assert sized["lines_seen"] == 3 * 2  # batch 2
+    assert sized["lines_seen"] == (1 + 3 + 3) * 2  # batch 2; seed, calibration and sized runs counted on
 
 
 def test_weights_that_come_back_in_parts_join_and_are_checked(tmp_path):

@@ -133,7 +133,7 @@ class Trainer:
                                dist=self.dist, batch_size=opts.train_batch_size,
                                batches_per_epoch=self.data.batches_per_epoch)
         if finetune:
-            finetune_from(finetune, self.model)
+            finetune_from(finetune, self.model, self.state)
         return run_dir or new_run_dir(opts)
 
     # checkpoints ------------------------------------------------------------------------------------------------

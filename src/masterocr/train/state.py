@@ -33,6 +33,9 @@ BEST = "model_best.pth"
 # the parts of a checkpoint that only resuming needs: model_best.pth goes without them (predicting and finetuning
 # read its weights, config and charset), a third of the size for AdamW; checkpoint-*.pth keep them all
 RESUME_ONLY = ("optimizer", "lr_scheduler", "scaler", "rng")
+# what the weights have been shown: every checkpoint and the shipped weights' metadata carry it, and finetuning
+# goes on counting from it (the line model learns in chunks across sessions that start from shipped weights)
+SHOWN = ("lines_seen", "chars_seen", "train_seconds", "char_views")
 
 
 @dataclass
@@ -135,10 +138,12 @@ def weights_checkpoint(ckpt: dict) -> dict:
     return {key: value for key, value in ckpt.items() if key not in RESUME_ONLY}
 
 
-def finetune_from(path: str | Path, model: torch.nn.Module) -> None:
-    """Weights only: epochs, optimizer and schedule start fresh (the original's --finetune true)."""
+def finetune_from(path: str | Path, model: torch.nn.Module, state: TrainState) -> None:
+    """Weights only: epochs, optimizer and schedule start fresh (the original's --finetune true); the counters
+    of what the weights were shown go on (SHOWN)."""
     ckpt = load_checkpoint(path)
     load_weights(model, ckpt, strict=False)
+    restore_shown(ckpt, state, ckpt["_path"])
     log.info("finetuning from %s", ckpt["_path"])
 
 
@@ -164,9 +169,25 @@ def _restore_progress(ckpt: dict, state: TrainState) -> None:
     state.not_improved = int(ckpt.get("not_improved", 0))
     state.bad_samples = int(ckpt.get("bad_samples", 0))
     state.nonfinite_skipped = int(ckpt.get("nonfinite_skipped", 0))
-    state.lines_seen, state.chars_seen = int(ckpt.get("lines_seen", 0)), int(ckpt.get("chars_seen", 0))
-    state.train_seconds = float(ckpt.get("train_seconds", 0.0))
-    state.char_views = {str(k): int(v) for k, v in dict(ckpt.get("char_views") or {}).items()}
+    restore_shown(ckpt, state, ckpt["_path"])
+
+
+def shown(ckpt: dict) -> dict:
+    """The SHOWN counters of a checkpoint or of shipped weights (their metadata), for shipping them on."""
+    source = ckpt if "lines_seen" in ckpt else ckpt.get("metadata") or {}
+    return {k: source[k] for k in SHOWN if k in source}
+
+
+def restore_shown(source: dict, state: TrainState, path: str) -> None:
+    """Set the state's SHOWN counters from a checkpoint's or a weights file's; a bad value is a UserError."""
+    values = shown(source)
+    try:
+        state.lines_seen, state.chars_seen = int(values.get("lines_seen", 0)), int(values.get("chars_seen", 0))
+        state.train_seconds = float(values.get("train_seconds", 0.0))
+        state.char_views = {str(k): int(v) for k, v in dict(values.get("char_views") or {}).items()}
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path}: its counters of what the model was shown ({', '.join(SHOWN)}) are not numbers "
+                        f"({exc}); finetune from weights written by masterocr") from exc
 
 
 def resume_from(path: str | Path, *, model: torch.nn.Module, optimization: Optimization, state: TrainState,
