@@ -46,6 +46,7 @@ from masterocr.train.state import (
     resume_from,
     weights_checkpoint,
 )
+from masterocr.train.teacher import build_teacher, distill_loss
 from masterocr.train.validation import Monitor, validation_metrics
 
 log = logging.getLogger("masterocr.train")
@@ -112,6 +113,7 @@ class Trainer:
         self.monitor = Monitor.parse(opts.monitor)
         self.state = TrainState(monitor_best=self.monitor.worst())
         self.run_dir = self._place_start(resume, finetune)
+        self.teacher = build_teacher(opts.distill, self.charset, self.cfg)
         self.net = wrap_model(self.model, self.dist, opts.compile)
         self.callbacks = list(callbacks)
         self.last_metrics: dict = {}
@@ -164,8 +166,13 @@ class Trainer:
         with self._autocast():
             logits, gold, ctc = self.net(images, targets, widths, masked=True)
         frames = self.model.ctc_frames(images, None if widths is None else widths.to(self.device))
-        return joint_loss(logits, gold, ctc, frames, targets, self.cfg.ctc_weight,
+        loss = joint_loss(logits, gold, ctc, frames, targets, self.cfg.ctc_weight,
                           self.settings.trainer.label_smoothing)
+        if self.teacher is not None:  # the teacher's term joins the CTC term, at its weight
+            cols = widths if widths is not None else torch.full((len(labels),), images.shape[-1])
+            soft = self.teacher.targets(images.cpu(), cols, labels, ctc.shape[1])
+            loss = loss + self.cfg.ctc_weight * self.settings.trainer.distill.weight * distill_loss(ctc, soft, frames)
+        return loss
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         ok = float(torch.isfinite(loss).item())

@@ -27,6 +27,7 @@ from masterocr.train.schema_errors import one_line, summary
 from masterocr.train.schema_fields import (
     Batch,
     Bool,
+    Closed,
     Flag,
     Int,
     IntText,
@@ -92,6 +93,17 @@ class RunFields(Open):
     local_world_size: IntText(ge=1, le=MAX_WORKERS) = default(1, "processes per node")
 
 
+class DistillSection(Closed):
+    """A CTC teacher whose frame posteriors are soft targets for the CTC branch (train/teacher.py), training only."""
+
+    teacher: Text = default("ppocrv6", "a named teacher (ppocrv6: the rapidocr wheel's PP-OCRv6 small) or an ONNX "
+                                       "file of a PaddleOCR-layout CTC recognizer")
+    weight: NumText(ge=0, le=100) = default(1.0, "weight of the teacher's term beside the CTC loss")
+    top_k: IntText(ge=1, le=64) = default(4, "teacher classes kept per frame")
+    max_cer: NumText(ge=0, le=1) = default(0.05, "a line is taught only when the teacher reads it within this CER")
+    threads: IntText(ge=1, le=MAX_WORKERS) = default(1, "the teacher's CPU threads")
+
+
 class Trainer(RunFields):
     """The training loop (the original's `trainer` section and ours): what the trainer reads, every default here.
 
@@ -128,6 +140,7 @@ class Trainer(RunFields):
     bucket_pool: IntText(ge=0, le=64) = default(
         0, "width bucketing: load N batches at a time, sort their lines by width and batch neighbours (0: off)"
     )
+    distill: DistillSection | None = Field(None, description="a CTC teacher for the CTC branch (null: none)")
     compile: Flag = default(False, "torch.compile the model")
     auto_resume: Flag = default(False, "fixed run folder save_dir/name/run_id; continue from its checkpoint-latest.pth")
     nan_patience: IntText(**STEPS) = default(20, "consecutive non-finite losses before the run stops")
