@@ -6,8 +6,10 @@
 runs=${MASTEROCR_RUNS:-$HOME/masterocr-runs}
 run=$runs/line_cpu_ctc/line_ctc
 base=${CPU_BASE_TICKS:-0}
+# the job's command line (pgrep -f); a second job beside it (an A/B arm) has its own save_dir to tell them apart
+pattern=${PATTERN:-"masterocr -v train -c configs/line_cpu_ctc.json"}
 while true; do
-  pid=$(pgrep -f "masterocr -v train -c configs/line_cpu_ctc.json" | head -1)
+  pid=$(pgrep -f "$pattern" | head -1)
   if [ -n "$pid" ]; then
     cpu=$(awk '{print $14+$15+$16+$17}' /proc/$pid/stat 2>/dev/null || echo 0)
     for p in $(pgrep -P $pid); do
