@@ -1,7 +1,8 @@
 """Line benchmark: our word and line models and the peers on real text lines, in one run.
 
     python bench/lines.py [--lines-dir ../shared/data/real-lines] [--sets latin,zh] [--model word --model line]
-                          [--model line-onnx] [--line-checkpoint CKPT] [--line-onnx FOLDER]
+                          [--model line-onnx] [--line-checkpoint CKPT] [--line-decode ctc,attention,joint]
+                          [--line-onnx FOLDER]
                           [--peers ppocrv4,ppocrv6,tesseract] [--threads 1]
                           [--limit N] [--json OUT]
 
@@ -69,9 +70,10 @@ def masterocr_reader(name: str, rec: Recognizer) -> Reader:
     return Reader(name, lambda path: rec.predict([path], batch_size=1)[0].text or "", many)
 
 
-def line_model(checkpoint: str | None) -> Recognizer:
-    """The line model: a checkpoint when given, else the shipped "line" model (UserError when not shipped)."""
-    return Recognizer.from_checkpoint(checkpoint) if checkpoint else Recognizer("line")
+def line_model(checkpoint: str | None, decode: str | None = None) -> Recognizer:
+    """The line model: a checkpoint when given, else the shipped "line" model (UserError when not shipped);
+    `decode`: its decoding mode (None: the model config's)."""
+    return Recognizer.from_checkpoint(checkpoint, decode=decode) if checkpoint else Recognizer("line", decode=decode)
 
 
 def _rapidocr_reader(name: str, rec, call: Callable, prep: Callable) -> Reader:
@@ -235,8 +237,11 @@ def build_readers(args, set_name: str, notes: list[str], cache: dict) -> list[Re
     if "word" in args.model:
         makers.append(("word", lambda: masterocr_reader("masterocr word (shipped)", Recognizer())))
     if "line" in args.model:
-        label = f"masterocr line ({Path(args.line_checkpoint).name if args.line_checkpoint else 'shipped'})"
-        makers.append(("line", lambda label=label: masterocr_reader(label, line_model(args.line_checkpoint))))
+        name = Path(args.line_checkpoint).name if args.line_checkpoint else "shipped"
+        for mode in args.line_decode.split(",") if args.line_decode else [None]:
+            label = f"masterocr line ({name}{', ' + mode if mode else ''})"
+            makers.append((f"line-{mode}", lambda label=label, mode=mode: masterocr_reader(
+                label, line_model(args.line_checkpoint, mode))))
     if "line-onnx" in args.model:  # the shipped line model's int8 graphs, or an exported folder
         folder = args.line_onnx
         label = f"masterocr line onnx ({Path(folder).name if folder else 'shipped int8'})"
@@ -258,7 +263,7 @@ def build_readers(args, set_name: str, notes: list[str], cache: dict) -> list[Re
             try:
                 cache[key] = make()
             except UserError as exc:  # e.g. no line model in this release
-                cache[key] = str(exc) + (" (bench/lines.py: --line-checkpoint)" if key == "line" else "")
+                cache[key] = str(exc) + (" (bench/lines.py: --line-checkpoint)" if key.startswith("line-") else "")
             if isinstance(cache[key], str):
                 notes.append(f"{key} skipped: {cache[key]}")
         if not isinstance(cache[key], str):
@@ -296,6 +301,8 @@ def main() -> None:
         help="our models to read with (repeat; default both, the line model when there is one)",
     )
     parser.add_argument("--line-checkpoint", default=None, help="a line model's .pth or .safetensors")
+    parser.add_argument("--line-decode", default=None, help="comma list of the line model's decoding modes "
+                        "(attention, ctc, joint), one reader each; default: the model config's")
     parser.add_argument("--line-onnx", default=None, help="with --model line-onnx: an exported folder")
     parser.add_argument("--peers", default="ppocrv4,ppocrv6,tesseract", help="comma list, or none")
     parser.add_argument("--threads", type=int, default=1, help="threads of every reader")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,11 +43,11 @@ def _line_set(root: Path) -> Path:
     return root
 
 
-def _tiny_line_model(path: Path) -> Path:
+def _tiny_line_model(path: Path, ctc_weight: float = 0.0) -> Path:
     """An untrained variable-width model: what it reads does not matter, that the bench reads with it does."""
     torch.manual_seed(0)
     charset = Charset.default()
-    model = build_model(TINY_LINE, charset)
+    model = build_model(replace(TINY_LINE, ctc_weight=ctc_weight), charset)
     save_weights(model.state_dict(), model.cfg.to_dict(), charset.keys, path, dtype=None)
     return path
 
@@ -83,6 +84,22 @@ def test_bench_lines_prints_tables_and_writes_scores_for_the_word_and_a_line_mod
     # each reader keeps its own row (the labels once shared one late-bound name)
     onnx = report["sets"]["latin"]["readers"]["masterocr line onnx (tiny_line_onnx)"]
     assert len(onnx["preds"]) == 3 and "masterocr line onnx (tiny_line_onnx)" in out
+
+
+def test_bench_lines_reads_the_line_model_in_each_decoding_mode_asked(tmp_path):
+    root = _line_set(tmp_path / "lines")
+    ckpt = _tiny_line_model(tmp_path / "ctc_line.safetensors", ctc_weight=0.5)
+    out_json = tmp_path / "out.json"
+    cmd = [sys.executable, str(BENCH / "lines.py"), "--lines-dir", str(root), "--sets", "latin", "--peers", "none",
+           "--model", "line", "--line-checkpoint", str(ckpt), "--line-decode", "ctc,attention", "--json",
+           str(out_json)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    readers = json.loads(out_json.read_text(encoding="utf-8"))["sets"]["latin"]["readers"]
+    assert set(readers) == {"masterocr line (ctc_line.safetensors, ctc)",
+                            "masterocr line (ctc_line.safetensors, attention)"}
+    assert all(len(r["preds"]) == 3 for r in readers.values())
 
 
 def test_bench_lines_says_which_folder_is_missing(tmp_path):
