@@ -223,4 +223,5 @@ def dry_run_args(pack: Path, out: Path) -> list[str]:
     """The dry run's `run` arguments (docs/lines.md): the CPU recipe, small batches, 8 validation lines."""
     return ["--pack", str(pack), "--out", str(out), "--seconds", "60", "--device", "cpu", "--calibrate-steps",
             "3", "--keep-s", "8", "--config", "configs/line_cpu_ctc.json", "--set",
-            "train_loader.args.batch_size=4", "train_loader.args.num_workers=0", "val_dataset.args.length=8"]
+            "train_loader.args.batch_size=4", "train_loader.args.num_workers=0", "val_dataset.args.length=8",
+            "trainer.distill=null"]
