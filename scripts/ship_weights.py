@@ -1,6 +1,7 @@
 """Turn a training checkpoint into the shipped weights: weights/<name>.safetensors (fp16) + config + charset.
 
     python scripts/ship_weights.py CHECKPOINT --name master_medium [--dtype fp16|fp32] [--cpu-hours H]
+                                   [--decode ctc|attention|joint]
 
 The metadata keeps what the weights were shown (lines, characters, views per character, seconds): a run that
 finetunes from them goes on counting.
@@ -25,6 +26,8 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="e.g. master_medium (the default model) or master_small")
     parser.add_argument("--dtype", choices=["fp16", "fp32"], default="fp16")
     parser.add_argument("--out-dir", default=str(WEIGHTS), help="where <name>.safetensors goes (weights/)")
+    parser.add_argument("--decode", choices=["attention", "ctc", "joint"], default=None,
+                        help="the shipped model's default decoding mode (default: the checkpoint config's)")
     parser.add_argument("--cpu-hours", type=float, default=None,
                         help="the CPU-hours of training behind the weights, all chunks together (recorded)")
     args = parser.parse_args()
@@ -39,9 +42,12 @@ def main() -> None:
         **shown(ckpt),
         **({"cpu_hours": args.cpu_hours} if args.cpu_hours is not None else {}),
     }
+    model_config = dict(ckpt["model_config"])
+    if args.decode:
+        model_config["decode"] = args.decode
     out = Path(args.out_dir) / f"{args.name}.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_shipped(ckpt["model_state_dict"], ckpt["model_config"], ckpt["charset"], out, args.dtype == "fp16", meta)
+    write_shipped(ckpt["model_state_dict"], model_config, ckpt["charset"], out, args.dtype == "fp16", meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB), step {ckpt.get('step')}")
 
 

@@ -34,11 +34,12 @@ def test_counters_go_on_through_shipped_weights(tmp_path):
     assert first["lines_seen"] == 4 and first["chars_seen"] == sum(first["char_views"].values()) > 0
     run_dir = next((tmp_path / "first" / "cb").iterdir())
     subprocess.run([sys.executable, str(ROOT / "scripts" / "ship_weights.py"), str(run_dir / "checkpoint-latest.pth"),
-                    "--name", "x", "--out-dir", str(tmp_path), "--cpu-hours", "0.5"], check=True,
+                    "--name", "x", "--out-dir", str(tmp_path), "--cpu-hours", "0.5", "--decode", "joint"], check=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     shipped = tmp_path / "x.safetensors"
     meta = read_header(shipped)["metadata"]
     assert (meta["lines_seen"], meta["chars_seen"], meta["cpu_hours"]) == (4, first["chars_seen"], 0.5)
+    assert read_header(shipped)["model_config"]["decode"] == "joint"
     second = _run(tmp_path, "second", finetune=str(shipped))
     assert second["lines_seen"] == 8 and second["chars_seen"] == 2 * first["chars_seen"]
     assert second["char_views"] == {c: 2 * n for c, n in first["char_views"].items()}
