@@ -43,3 +43,16 @@ def tiny_word_config(tmp_path: Path, validate: bool) -> dict:
         "trainer": {"epochs": 10_000, "save_dir": str(tmp_path / "saved"), "save_period": 1000, "progress": False,
                     "do_validation": validate},
     } | ({"val_dataset": data} if validate else {})  # fmt: skip
+
+
+def randomize_bn(model, seed: int = 1) -> None:
+    """Non-trivial BatchNorm statistics, so that the image (and a padded column) changes the readings: with the
+    defaults a padded column's activations would stay near 0."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)

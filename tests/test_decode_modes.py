@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import render_word
+from fixtures import randomize_bn
 from PIL import Image
 
 from masterocr import Charset, build_model
@@ -22,22 +23,13 @@ from masterocr.runtime.torch import Recognizer
 CHARSET = Charset("abcdefgh ")
 
 
-def _randomize_bn(model, seed=1):
-    """Non-trivial BatchNorm statistics, so that the image changes the readings."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-
 
 def _line_model(ctc_weight=0.5, decode="attention"):
     cfg = get_preset("tiny", img_w=512, keep_ratio=True, variable_width=True, max_len=40, ctc_weight=ctc_weight,
                      decode=decode)
     torch.manual_seed(3)
     model = build_model(cfg, CHARSET).eval()
-    _randomize_bn(model)
+    randomize_bn(model)
     return model
 
 

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from fixtures import randomize_bn
 
 from masterocr.charset import EOS, SOS, Charset
 from masterocr.model import build_model, get_preset
@@ -18,20 +19,11 @@ LINE_TINY = get_preset(
 )  # fmt: skip
 
 
-def _randomize_bn(model, seed=1):
-    """Non-trivial BatchNorm statistics: with the defaults a padded column's activations would stay near 0."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-
 
 def _model(cfg=LINE_TINY, seed=0):
     torch.manual_seed(seed)
     model = build_model(cfg, CHARSET).eval()
-    _randomize_bn(model)
+    randomize_bn(model)
     return model
 
 
