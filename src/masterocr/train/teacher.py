@@ -25,6 +25,7 @@ from rapidfuzz.distance import Levenshtein
 
 from masterocr.charset import UNK, Charset
 from masterocr.errors import UserError
+from masterocr.metrics import normalize_line
 from masterocr.model.backbone import STRIDE
 from masterocr.model.ctc import BLANK, FRAMES_PER_COLUMN
 
@@ -62,11 +63,6 @@ def build_teacher(section, charset: Charset, cfg) -> CtcTeacher | None:
                         "remove trainer.distill")
     return CtcTeacher(teacher_path(section.teacher), charset, top_k=section.top_k, max_cer=section.max_cer,
                       threads=section.threads)
-
-
-def _fold(text: str) -> str:
-    """What the match of the teacher's reading and the label compares: NFKC, no whitespace."""
-    return "".join(unicodedata.normalize("NFKC", text).split())
 
 
 def class_map(teacher_chars: list[str], charset: Charset) -> np.ndarray:
@@ -137,8 +133,8 @@ class CtcTeacher:
         best = probs.argmax(-1)
         for i, (label, width) in enumerate(zip(labels, widths.tolist())):
             seen = int(np.ceil(width * scale / TEACHER_STRIDE))
-            reading = _fold(self._greedy(best[i, :seen]))
-            gold = _fold(label)
+            reading = normalize_line(self._greedy(best[i, :seen]), spaces=False)
+            gold = normalize_line(label, spaces=False)
             taught[i] = Levenshtein.distance(reading, gold) <= self.max_cer * max(1, len(gold))
         return SoftTargets(torch.from_numpy(np.maximum(ours[:, theirs], 0)),
                            torch.from_numpy(top_p[:, theirs].astype(np.float32)), torch.from_numpy(taught))
