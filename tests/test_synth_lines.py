@@ -246,3 +246,20 @@ def test_cli_synth_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str], cjk
     assert len(ds) == 2 and ds[0][0].shape == (3, 48, 2400)
     assert main([*argv[:3], str(tmp_path / "x"), *argv[4:], "--workers", "2"]) != 0
     assert "one process" in capsys.readouterr().err
+
+
+def test_only_the_face_cache_keeps_faces_alive(cjk_fonts: dict[str, str]) -> None:
+    """A loader worker's memory is bounded by `load_font`'s cap: the metrics, coverage and glyph caches ask it
+    again instead of holding faces, so once it is cleared no face is left open."""
+    import gc
+
+    from PIL import ImageFont
+
+    synth = LineSynthesizer(CS, max_width=800, split="all")
+    for i in range(30):
+        synth.sample(random.Random(i))
+    load_font.cache_clear()
+    gc.collect()
+    live = [o for o in gc.get_objects() if isinstance(o, ImageFont.FreeTypeFont)]
+    assert not live, f"{len(live)} faces outlive the face cache"
+    synth.sample(random.Random(31))  # the holders open their faces again on demand

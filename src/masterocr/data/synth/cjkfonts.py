@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from masterocr.data.synth.fonts import _MISSING, SYSTEM_FONT_DIRS, _GlyphProbe, load_font, weight_axis
+from masterocr.data.synth.fonts import _MISSING, SYSTEM_FONT_DIRS, _GlyphProbe, weight_axis
 from masterocr.errors import UserError
 
 __all__ = [
@@ -97,7 +97,7 @@ def registry_fonts() -> dict[str, str]:
 
 def _draws_hanzi(face: str) -> bool:
     try:
-        probe = _GlyphProbe(load_font(face, 40))
+        probe = _GlyphProbe(face, 40)
     except (OSError, ValueError):
         return False
     return all(probe.has(ch) for ch in _PROBE)
@@ -175,10 +175,13 @@ class FaceCoverage:
 
     def __init__(self, face: str) -> None:
         self.face = face
-        self.font = load_font(face, 24)
-        self.probe = _GlyphProbe(self.font)
+        self.probe = _GlyphProbe(face, 24)
         self.tofu_boxes = {self.font.getbbox(ch) for ch in _MISSING}
         self.known: dict[str, bool] = {}
+
+    @property
+    def font(self) -> ImageFont.FreeTypeFont:
+        return self.probe.font
 
     def _has(self, ch: str) -> bool:
         # a glyph box unlike the missing-glyph box's is a real glyph (a box is ~5x cheaper than a drawing)

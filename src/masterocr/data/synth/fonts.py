@@ -48,7 +48,12 @@ _BROKEN_FILES = frozenset(
     }
 )
 _BROKEN_FAMILIES = ("noto serif display",)
-@functools.lru_cache(maxsize=3072)  # ~20 KiB of memory per face (the file itself is mapped)
+
+
+# Each face maps its font file and holds ~0.2 MB of FreeType's own memory, and a line set draws hundreds of
+# (font, size) pairs: the cap bounds a loader worker's memory. Faces are only opened on a glyph-cache miss, and
+# nothing else keeps one alive (holders ask this cache again), so an evicted face is really freed.
+@functools.lru_cache(maxsize=256)
 def load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
     """An `ImageFont` for (path, pixel size), cached: opening a font costs far more than drawing a word."""
     size = max(1, int(size))
@@ -111,9 +116,13 @@ def _glyph(font: ImageFont.FreeTypeFont, ch: str) -> bytes | None:
 class _GlyphProbe:
     """Tells which characters a font really draws, comparing each glyph with the font's missing-glyph box."""
 
-    def __init__(self, font: ImageFont.FreeTypeFont) -> None:
-        self.font = font
-        self.tofu = {g for g in (_glyph(font, ch) for ch in _MISSING) if g is not None}
+    def __init__(self, path: str, size: int) -> None:
+        self.path, self.size = path, size
+        self.tofu = {g for g in (_glyph(self.font, ch) for ch in _MISSING) if g is not None}
+
+    @property
+    def font(self) -> ImageFont.FreeTypeFont:
+        return load_font(self.path, self.size)
 
     def has(self, ch: str) -> bool:
         if ch.isspace():
@@ -160,8 +169,8 @@ def _usable(path: str, probe_chars: str, check_period: bool, check_lowercase: bo
             return False
         if Path(path).stem in _BROKEN_FILES:
             return False
-        font = load_font(path, 40)
-        probe = _GlyphProbe(font)
+        probe = _GlyphProbe(path, 40)
+        font = probe.font
         glyphs = {}
         for ch in probe_chars:
             g = probe.glyph(ch)
@@ -215,7 +224,7 @@ def _period_ok(font: ImageFont.FreeTypeFont) -> bool:
 def supported_chars(path: str, charset_keys: str) -> frozenset[str]:
     """The characters of `charset_keys` that the font really draws (spaces always count as drawn)."""
     try:
-        probe = _GlyphProbe(load_font(path, 32))
+        probe = _GlyphProbe(path, 32)
     except (OSError, ValueError):
         return frozenset()
     return frozenset(ch for ch in charset_keys if probe.has(ch))

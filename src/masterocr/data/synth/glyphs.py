@@ -11,7 +11,7 @@ import math
 from collections import OrderedDict
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from masterocr.data.synth.fonts import load_font
 
@@ -25,7 +25,7 @@ class FontMetrics:
     stroke weight (ink coverage of "Hnoe" in their boxes: ~0.07 hairline, ~0.15 thin, ~0.44 regular)."""
 
     def __init__(self, path: str) -> None:
-        self.ref = load_font(path, 64)
+        self.path = path
         self.vert: dict[str, tuple[int, int]] = {}
         self.cap_top, self.cap_bot = self.vertical("H")
         ink = area = 0.0
@@ -39,6 +39,11 @@ class FontMetrics:
                     ink += float(np.asarray(img, dtype=np.float32).sum()) / 255.0
                     area += (box[2] - box[0]) * (box[3] - box[1])
         self.weight = ink / area if area else 0.4
+
+    @property
+    def ref(self) -> ImageFont.FreeTypeFont:
+        """The font at the 64 px reference size (asked of the face cache, never kept: see `load_font`)."""
+        return load_font(self.path, 64)
 
     def vertical(self, text: str) -> tuple[int, int]:
         """(top, bottom) of the ink of `text` relative to the baseline (y down), at 64 px."""
@@ -100,9 +105,7 @@ class GlyphCache:
 _GLYPHS = GlyphCache()
 
 
-def layout(
-    path: str, size: int, text: str, spacing: float, x: float, stroke: int
-) -> tuple[list[Placement], float]:
+def layout(path: str, size: int, text: str, spacing: float, x: float, stroke: int) -> tuple[list[Placement], float]:
     """Glyph placements (bitmap, left, top) of `text`, pen starting at (x, 0) on the baseline; and its width."""
     out = []
     start = x
@@ -112,4 +115,3 @@ def layout(
             out.append((arr, int(math.floor(x + 0.5)) + left, top))
         x += adv + spacing
     return out, x - spacing - start if text else 0.0
-
