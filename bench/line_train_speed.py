@@ -31,7 +31,7 @@ from masterocr.charset import Charset
 from masterocr.data.datasets import collate
 from masterocr.data.synth.linedataset import SynthLineDataset
 from masterocr.model import build_model, get_preset
-from masterocr.model.ctc import joint_loss
+from masterocr.model.ctc import frame_log_probs, joint_loss
 from masterocr.train.sampler import WidthPools, padding_share
 
 KINDS = {"latin": 0.35, "zh": 0.4, "mixed": 0.25}
@@ -68,7 +68,8 @@ def train_step(model, charset: Charset, batch, opt, ctc_weight: float) -> None:
     targets = charset.encode_batch(batch.labels, min(model.cfg.max_len, longest))
     logits, gold, ctc = model(batch.images, targets, batch.widths, masked=True)
     frames = model.ctc_frames(batch.images, batch.widths)
-    joint_loss(logits, gold, ctc, frames, targets, ctc_weight).backward()
+    log_probs = None if ctc is None else frame_log_probs(ctc)
+    joint_loss(logits, gold, log_probs, frames, targets, ctc_weight).backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
 

@@ -12,7 +12,7 @@ from masterocr.charset import EOS, PAD
 from masterocr.data.transforms import pad_batch
 from masterocr.model import get_preset
 from masterocr.model.config import ConfigError, MasterConfig
-from masterocr.model.ctc import BLANK, FRAMES_PER_COLUMN, CTCPrefixScorer, ctc_loss, greedy_ctc
+from masterocr.model.ctc import BLANK, FRAMES_PER_COLUMN, CTCPrefixScorer, ctc_loss, frame_log_probs, greedy_ctc
 from masterocr.model.joint import joint_step_bound
 
 V = 9  # PAD/blank, EOS, SOS, UNK and characters 4..8
@@ -50,19 +50,19 @@ def test_greedy_merges_repeats_and_needs_a_blank_between_equal_characters():
 
 def test_loss_is_near_zero_on_the_drawn_path_and_large_on_another_text():
     path = [BLANK, 4, BLANK, 4, 6, 6, BLANK]
-    logits = _path_logits(path)
+    log_probs = frame_log_probs(_path_logits(path))
     frames = torch.tensor([len(path)])
-    assert float(ctc_loss(logits, frames, _targets([4, 4, 6]))) < 1e-3
-    assert float(ctc_loss(logits, frames, _targets([4, 6]))) > 5  # the repeat cannot be merged away
+    assert float(ctc_loss(log_probs, frames, _targets([4, 4, 6]))) < 1e-3
+    assert float(ctc_loss(log_probs, frames, _targets([4, 6]))) > 5  # the repeat cannot be merged away
 
 
 def test_batch_loss_is_the_character_weighted_mean_of_each_line():
     torch.manual_seed(0)
-    logits = torch.randn(3, 10, V)
+    log_probs = frame_log_probs(torch.randn(3, 10, V))
     frames = torch.tensor([10, 7, 4])
     texts = ([4, 5, 6], [7], [8, 8])
-    batch = ctc_loss(logits, frames, _targets(*texts))
-    alone = [ctc_loss(logits[i : i + 1, : frames[i]], frames[i : i + 1], _targets(t)) for i, t in enumerate(texts)]
+    batch = ctc_loss(log_probs, frames, _targets(*texts))
+    alone = [ctc_loss(log_probs[i : i + 1, : frames[i]], frames[i : i + 1], _targets(t)) for i, t in enumerate(texts)]
     expected = sum(loss * len(t) for loss, t in zip(alone, texts)) / sum(map(len, texts))
     assert torch.allclose(batch, expected, atol=1e-5)
 

@@ -53,28 +53,35 @@ def ctc_targets(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return chars[keep], keep.sum(1)
 
 
-def ctc_loss(logits: torch.Tensor, frames: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def frame_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """The CTC frames' log-probabilities (B, F, V) in float32, what `ctc_loss` and the teacher's `distill_loss`
+    take: computed once a step, since a softmax over the charset for every 2 px frame is one of a line step's
+    largest costs (bench/line_train_speed.py)."""
+    return logits.float().log_softmax(-1)
+
+
+def ctc_loss(log_probs: torch.Tensor, frames: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """CTC loss per target character: summed over the batch, divided by the number of characters, so a padded
     batch's loss is the character-weighted mean of each line's own (as the attention cross-entropy is).
-    logits (B, F, V); frames (B,) valid frames per row; targets as the decoder's (B, T). A line with more
-    characters than its frames can align contributes nothing (zero_infinity)."""
+    log_probs (B, F, V) from `frame_log_probs`; frames (B,) valid frames per row; targets as the decoder's
+    (B, T). A line with more characters than its frames can align contributes nothing (zero_infinity)."""
     flat, lengths = ctc_targets(targets)
-    log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (F, B, V)
-    total = F.ctc_loss(log_probs, flat, frames, lengths, blank=BLANK, reduction="sum", zero_infinity=True)
+    total = F.ctc_loss(log_probs.transpose(0, 1), flat, frames, lengths, blank=BLANK, reduction="sum",
+                       zero_infinity=True)
     return total / lengths.sum().clamp_min(1)
 
 
 def joint_loss(
-    logits: torch.Tensor, gold: torch.Tensor, ctc_logits: torch.Tensor | None, frames: torch.Tensor,
+    logits: torch.Tensor, gold: torch.Tensor, ctc_log_probs: torch.Tensor | None, frames: torch.Tensor,
     targets: torch.Tensor, ctc_weight: float, label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """(1 - ctc_weight) * attention cross-entropy + ctc_weight * CTC, each a mean over the batch's characters
-    (a line's loss does not depend on its batch); the cross-entropy alone without a CTC branch. `logits`, `gold`
-    and `ctc_logits` as `MASTER.training_outputs` gives them."""
+    (a line's loss does not depend on its batch); the cross-entropy alone without a CTC branch. `logits` and
+    `gold` as `MASTER.training_outputs` gives them, `ctc_log_probs` its CTC logits through `frame_log_probs`."""
     loss = F.cross_entropy(logits.float(), gold, label_smoothing=label_smoothing)
-    if ctc_logits is None:
+    if ctc_log_probs is None:
         return loss
-    return (1 - ctc_weight) * loss + ctc_weight * ctc_loss(ctc_logits, frames, targets)
+    return (1 - ctc_weight) * loss + ctc_weight * ctc_loss(ctc_log_probs, frames, targets)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from masterocr.data.datasets import Batch
 from masterocr.errors import UserError
 from masterocr.formats.checkpoint import atomic_save
-from masterocr.model.ctc import joint_loss
+from masterocr.model.ctc import frame_log_probs, joint_loss
 from masterocr.train.config import RunSettings
 from masterocr.train.distributed import DistInfo, all_reduce_sum, any_rank, barrier, cleanup, init_distributed
 from masterocr.train.sampler import padding_columns
@@ -166,12 +166,14 @@ class Trainer:
         with self._autocast():
             logits, gold, ctc = self.net(images, targets, widths, masked=True)
         frames = self.model.ctc_frames(images, None if widths is None else widths.to(self.device))
-        loss = joint_loss(logits, gold, ctc, frames, targets, self.cfg.ctc_weight,
+        log_probs = None if ctc is None else frame_log_probs(ctc)
+        loss = joint_loss(logits, gold, log_probs, frames, targets, self.cfg.ctc_weight,
                           self.settings.trainer.label_smoothing)
         if self.teacher is not None:  # the teacher's term joins the CTC term, at its weight
             cols = widths if widths is not None else torch.full((len(labels),), images.shape[-1])
             soft = self.teacher.targets(images.cpu(), cols, labels, ctc.shape[1])
-            loss = loss + self.cfg.ctc_weight * self.settings.trainer.distill.weight * distill_loss(ctc, soft, frames)
+            weight = self.cfg.ctc_weight * self.settings.trainer.distill.weight
+            loss = loss + weight * distill_loss(log_probs, soft, frames)
         return loss
 
     def _all_finite(self, loss: torch.Tensor) -> bool:

@@ -145,10 +145,9 @@ class CtcTeacher:
         return "".join(self.chars[c] for c in best[keep] if c != 0)
 
 
-def distill_loss(ctc_logits: torch.Tensor, soft: SoftTargets, frames: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of our CTC frames against the teacher's soft targets, the mean over the taught lines'
-    valid frames (zero when no line is taught)."""
-    log_q = ctc_logits.float().log_softmax(-1)
+def distill_loss(log_q: torch.Tensor, soft: SoftTargets, frames: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of our CTC frames (log-probabilities (B, F, V), `ctc.frame_log_probs`) against the
+    teacher's soft targets, the mean over the taught lines' valid frames (zero when no line is taught)."""
     n = log_q.shape[1]
     classes, probs = soft.classes[:, :n].to(log_q.device), soft.probs[:, :n].to(log_q.device)
     per_frame = -(probs * log_q.gather(-1, classes)).sum(-1)  # (B, F)
