@@ -172,3 +172,16 @@ def test_a_charset_of_the_largest_size_trains_one_step_then_predicts_and_exports
     assert len(rec.charset) == MAX_KEYS + 4
     [result] = rec.predict([str(next((root / "images").iterdir()))])
     assert result.error is None
+
+
+def test_an_onnx_recognizer_built_directly_bounds_its_threads_too(caplog):
+    pytest.importorskip("onnxruntime")
+    from masterocr.assets import shipped_onnx
+    from masterocr.runtime.onnx import OnnxRecognizer
+
+    with caplog.at_level(logging.WARNING):
+        rec = OnnxRecognizer(shipped_onnx(), threads=100_000)
+    assert rec.encoder.get_session_options().intra_op_num_threads == limits.available_cpus()
+    assert any("threads 100000 lowered to" in r.getMessage() for r in caplog.records)
+    with pytest.raises(UserError, match="threads = 0: must be an integer from 1"):
+        OnnxRecognizer(shipped_onnx(), threads=0)

@@ -18,6 +18,7 @@ from masterocr.formats.onnx_layout import (
     read_meta,
 )
 from masterocr.imports import require
+from masterocr.limits import threads as cpu_threads
 from masterocr.model.backbone import STRIDE, Backbone
 from masterocr.model.decoding import DecodeOutput, decode_with
 from masterocr.runtime.base import BaseRecognizer, Decoded, decoding_mode
@@ -37,16 +38,16 @@ class OnnxRecognizer(BaseRecognizer):
         self, folder: str | Path, threads: int | None = None, decode: str | None = None, window: int | None = None
     ) -> None:
         ort = require("onnxruntime", "ONNX inference (--backend onnx)")
+        threads = cpu_threads(threads)  # built directly as well as through load_recognizer: the same bound
         folder = Path(folder)
         meta = read_meta(folder)
         cfg, charset = config_and_charset(meta)
         variant = "onnx-int8" if meta.get("quantized") else "onnx"
         super().__init__(cfg, charset, torch.device("cpu"), folder, variant, decode, window)
 
-        def session(name: str, intra_op_threads: int | None):
+        def session(name: str, intra_op_threads: int):
             opts = ort.SessionOptions()
-            if intra_op_threads:
-                opts.intra_op_num_threads = intra_op_threads
+            opts.intra_op_num_threads = intra_op_threads
             opts.log_severity_level = 3
             return ort.InferenceSession(str(folder / name), opts, providers=["CPUExecutionProvider"])
 
