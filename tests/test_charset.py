@@ -1,10 +1,13 @@
 """Charset: special tokens, round trips, UNK counting, case folding, NFKC."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import masterocr
 from masterocr.charset import EOS, PAD, SOS, UNK, Charset
 from masterocr.errors import UserError
 
@@ -130,3 +133,19 @@ def test_predicted_text_is_nfkc_folded_too(tmp_path):
     big.write_bytes(b"a" * 4_000_001)
     with pytest.raises(UserError, match="over"):
         Charset.from_file(big)
+
+
+def test_keys_that_fold_to_an_earlier_key_are_named_in_one_line(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="masterocr.charset"):
+        cs = Charset("AＡb１1")
+    [record] = caplog.records
+    assert record.getMessage().startswith("2 charset keys fold under NFKC to the text of an earlier key ('Ａ' ~ 'A'")
+    assert cs.encode("Ａ1") == cs.encode("A1")  # labels fold: the twins' classes are never targets
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="masterocr.charset"):
+        Charset("AＡ", normalize=False)
+        for path in sorted((Path(masterocr.__file__).parent / "charsets").glob("*.txt")):
+            Charset.from_file(path)
+    assert not caplog.records

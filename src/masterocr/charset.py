@@ -6,6 +6,7 @@ PAD=0, EOS=1, SOS=2, UNK=3, characters from 4.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -16,6 +17,8 @@ import torch
 from masterocr.errors import UserError
 from masterocr.files import read_text
 from masterocr.text import normalize_text
+
+log = logging.getLogger(__name__)
 
 PAD, EOS, SOS, UNK = 0, 1, 2, 3
 NUM_SPECIAL = 4
@@ -51,6 +54,8 @@ class Charset:
         for i, out in enumerate(self._out):  # and a folded label character finds that key
             if len(out) == 1:
                 self._index.setdefault(out, i + NUM_SPECIAL)
+        if normalize:
+            _warn_folded_twins(self.keys, self._out)
         self.unknown: Counter[str] = Counter()
 
     # construction -------------------------------------------------------------------------------------------
@@ -162,3 +167,21 @@ def oov_summary(oov: Counter[str], source: str, top: int = 10) -> str | None:
         f"{source}: {sum(oov.values())} label characters in {len(oov)} kinds are not in the charset "
         f"(read as UNK): {shown}{more}; add them to the keys file or drop those samples"
     )
+
+
+def _warn_folded_twins(keys: str, folded: list[str]) -> None:
+    """One line when keys fold to the same text under NFKC (e.g. "Ａ" and "A"): labels are folded first, so
+    only the first of them is ever a target and the others' classes are never trained."""
+    first: dict[str, str] = {}
+    twins = []
+    for key, out in zip(keys, folded):
+        if out in first:
+            twins.append(f"{key!r} ~ {first[out]!r}")
+        else:
+            first[out] = key
+    if twins:
+        log.warning(
+            "%d charset keys fold under NFKC to the text of an earlier key (%s%s): labels are folded, so their "
+            "classes are never trained; drop them from the keys file, or build the charset with normalize=False",
+            len(twins), ", ".join(twins[:5]), ", ..." if len(twins) > 5 else "",
+        )
