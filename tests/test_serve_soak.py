@@ -7,10 +7,6 @@ to the system (gc + malloc_trim), so the RSS returns near where it started. Slow
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +19,9 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from PIL import Image  # noqa: E402
+from serverproc import rss, server_process  # noqa: E402
 
 MB = 1024 * 1024
-SRC = Path(__file__).resolve().parents[1] / "src"
 SERVER = """
 import sys
 from dataclasses import replace
@@ -48,13 +44,6 @@ PEAK_BOUND = 400 * MB
 SETTLE_BOUND = 150 * MB
 
 
-def rss(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no {field} for {pid}")
-
-
 def big_png() -> bytes:
     img = Image.new("RGB", SIZE, "white")
     img.paste((0, 0, 0), (100, 100, 2900, 1400))
@@ -66,23 +55,7 @@ def big_png() -> bytes:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
 def test_bursts_of_pixel_heavy_requests_keep_rss_bounded(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        end = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < end, "server did not start"
-            time.sleep(0.2)
+    with server_process(SERVER) as (proc, _, base):
         blob = big_png()
         files = [("file", (f"big{i}.png", blob, "image/png")) for i in range(IMAGES)]
         small = [("file", ("small.png", blob, "image/png"))]
@@ -123,6 +96,3 @@ def test_bursts_of_pixel_heavy_requests_keep_rss_bounded(tmp_path):
         assert 200 in statuses, counts  # the budget queues requests; it does not refuse everything
         assert max(peak) - warm < PEAK_BOUND
         assert settled - warm < SETTLE_BOUND
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -6,10 +6,7 @@ The server's RSS is printed before and after each attack (run with -s to see it)
 from __future__ import annotations
 
 import io
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image, ImageDraw
+from serverproc import rss, server_process
 
 MB = 1024 * 1024
-SRC = Path(__file__).resolve().parents[1] / "src"
 SERVER = """
 import sys
 from dataclasses import replace
@@ -37,13 +34,6 @@ app.serve(None, port=int(sys.argv[1]), max_connections=128, header_timeout_s=1.0
 IDLE = 130
 
 
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
 def line_png(width: int = 1600) -> bytes:
     img = Image.new("L", (width, 32), 255)
     draw = ImageDraw.Draw(img)
@@ -56,27 +46,8 @@ def line_png(width: int = 1600) -> bytes:
 
 @pytest.fixture(scope="module")
 def server():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        end = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, "the server exited"
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < end, "server did not start"
-            time.sleep(0.2)
-        yield proc, port, base
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with server_process(SERVER, timeout_s=90) as running:
+        yield running
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
