@@ -76,6 +76,7 @@ def evaluate(path: Path, args) -> list[dict]:
             scores = line_scores(read_lines(model, charset, images, mode), golds)
             key = "nospace" if name.endswith("zh") else "all"
             row[f"{name}_cer"] = round(100 * scores[key].cer, 2)
+            row[f"{name}_runaway"] = scores["all"].runaway
             if name == "real_latin":
                 row["real_latin_cer_by_bucket"] = {b: round(100 * c.cer, 2) for b, c in scores.items()
                                                    if b not in ("all", "nospace")}

@@ -17,7 +17,8 @@ line, so its times include starting it and loading its model).
 
 Metrics (masterocr.metrics.line_scores): exact line accuracy and CER (summed edit distances / summed label
 lengths), NFKC on both sides, whitespace runs collapsed; "nospace": all whitespace removed on both sides (the
-Chinese labels keep the typesetter's CJK/Latin gap as a space); and per length bucket of the label. Speed:
+Chinese labels keep the typesetter's CJK/Latin gap as a space); "runaway": the lines read more than 10
+characters longer than their label; and per length bucket of the label. Speed:
 median ms per line at batch 1 (image decoding included), and lines/s at batch 32 over the whole set for our
 models and rapidocr's recognizers (their own batching); every reader runs with --threads threads.
 The real lines are for evaluation only: never train, tune or pick checkpoints on them.
@@ -176,6 +177,7 @@ def measure(reader: Reader, paths: list[Path], golds: list[str]) -> dict:
         "cer": scores["all"].cer,
         "acc_nospace": scores["nospace"].acc,
         "cer_nospace": scores["nospace"].cer,
+        "runaway": scores["all"].runaway,
         "buckets": {b: {"n": c.n, "acc": c.acc, "cer": c.cer} for b, c in scores.items() if b in BUCKETS},
         "ms_per_line_b1": statistics.median(ms) if ms else 0.0,
         "lines_per_s_b32": None,
@@ -203,6 +205,7 @@ def tables(set_name: str, n: int, results: dict[str, dict]) -> str:
                     "cer_%": pct(100 * r["cer"]),
                     "nospace_acc": r["acc_nospace"],
                     "cer_nospace_%": pct(100 * r["cer_nospace"]),
+                    "runaway": r["runaway"],
                     "ms_b1": f"{r['ms_per_line_b1']:.1f}",
                     "lines/s_b32": speed,
                 },
@@ -216,7 +219,7 @@ def tables(set_name: str, n: int, results: dict[str, dict]) -> str:
         bucket_rows.append((name, cells))
     counts = next(iter(results.values()))["buckets"] if results else {}
     sizes = ", ".join(f"{b}: {counts[b]['n']}" for b in BUCKETS if b in counts)
-    cols = ["line_acc", "cer_%", "nospace_acc", "cer_nospace_%", "ms_b1", "lines/s_b32"]
+    cols = ["line_acc", "cer_%", "nospace_acc", "cer_nospace_%", "runaway", "ms_b1", "lines/s_b32"]
     bcols = [c for b in BUCKETS for c in (f"{b}_line%", f"{b}_cer%")]
     return (
         f"{set_name}: {n} lines\n{format_table(main_rows, cols)}\n\n{set_name} by label length "

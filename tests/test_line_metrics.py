@@ -36,7 +36,7 @@ def test_line_counts_cer_is_summed_edits_over_summed_label_lengths():
     c.add("abc", "abcd")  # 1 edit over 4
     c.add("xyz", "xyz")  # 0 over 3
     c.add("", "ab")  # 2 over 2
-    assert (c.n, c.correct, c.edits, c.chars) == (3, 1, 3, 9)
+    assert (c.n, c.correct, c.edits, c.chars, c.runaway) == (3, 1, 3, 9, 0)
     assert c.acc == pytest.approx(1 / 3)
     assert c.cer == pytest.approx(3 / 9)  # not the mean of per-line rates (0.25, 0, 1)
 
@@ -54,6 +54,14 @@ def test_line_scores_known_answer():
     assert s["26-50"].n == 1 and s["26-50"].cer == pytest.approx(1 / 30)
     assert s[">100"].acc == 0.0 and s[">100"].cer == 1.0
     assert "51-100" not in s
+
+
+def test_a_reading_more_than_ten_characters_past_its_label_is_a_runaway():
+    c = LineCounts()
+    c.add("the wide " * 2, "the wide")  # 18 characters: 10 past, not yet
+    c.add("the wide " * 2 + "t", "the wide")  # 11 past
+    c.add("", "y" * 40)  # short readings are errors, not runaways
+    assert c.runaway == 1
 
 
 def test_line_scores_lengths_must_match():

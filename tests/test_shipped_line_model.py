@@ -55,6 +55,7 @@ def test_line_model_reads_the_bundled_latin_lines_better_than_the_word_model(lin
     assert all(p.error is None for p in preds)
     cer = _cer(preds, LATIN)
     assert cer <= LATIN_CER_MAX, [p.text for p in preds]
+    assert line_scores([p.text for p in preds], [LABELS[n] for n in LATIN])["all"].runaway == 0
     assert cer < _cer(Recognizer().predict([LINES / n for n in LATIN]), LATIN) - 0.1
     longest = max(LATIN, key=lambda n: len(LABELS[n]))
     assert len(LABELS[longest]) > 100 and preds[LATIN.index(longest)].text.startswith("Note: The sidecap package")
@@ -64,6 +65,7 @@ def test_line_model_reads_the_bundled_chinese_lines(line_rec):
     preds = line_rec.predict([LINES / n for n in CHINESE])
     golds = [LABELS[n] for n in CHINESE]
     cer = line_scores([p.text for p in preds], golds)["nospace"].cer
+    assert line_scores([p.text for p in preds], golds)["all"].runaway == 0
     assert len(CHINESE) == 3 and cer <= ZH_CER_MAX, [p.text for p in preds]
     word = line_scores([p.text for p in Recognizer().predict([LINES / n for n in CHINESE])], golds)["nospace"].cer
     assert cer < word - 0.3

@@ -116,20 +116,27 @@ def length_bucket(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+RUNAWAY_MARGIN = 10  # characters a reading may run past its label before it counts as a runaway
+
+
 @dataclass
 class LineCounts:
-    """Exact matches and summed edit distances of a set of lines; CER = edits / label characters."""
+    """Exact matches and summed edit distances of a set of lines; CER = edits / label characters; `runaway`:
+    the lines read more than RUNAWAY_MARGIN characters longer than their label (a decoder that lost its place
+    and repeats itself)."""
 
     n: int = 0
     correct: int = 0
     edits: int = 0
     chars: int = 0
+    runaway: int = 0
 
     def add(self, pred: str, gold: str) -> None:
         self.n += 1
         self.correct += pred == gold
         self.edits += Levenshtein.distance(pred, gold)
         self.chars += len(gold)
+        self.runaway += len(pred) > len(gold) + RUNAWAY_MARGIN
 
     @property
     def acc(self) -> float:
