@@ -2,6 +2,7 @@
 
     python bench/lines.py [--lines-dir ../shared/data/real-lines] [--sets latin,zh] [--model word --model line]
                           [--model line-onnx] [--line-checkpoint CKPT] [--line-decode ctc,attention,joint]
+                          [--line-window PX]
                           [--line-onnx FOLDER]
                           [--peers ppocrv4,ppocrv6,tesseract] [--threads 1]
                           [--limit N] [--json OUT]
@@ -71,10 +72,13 @@ def masterocr_reader(name: str, rec: Recognizer) -> Reader:
     return Reader(name, lambda path: rec.predict([path], batch_size=1)[0].text or "", many)
 
 
-def line_model(checkpoint: str | None, decode: str | None = None) -> Recognizer:
+def line_model(checkpoint: str | None, decode: str | None = None, window: int | None = None) -> Recognizer:
     """The line model: a checkpoint when given, else the shipped "line" model (UserError when not shipped);
-    `decode`: its decoding mode (None: the model config's)."""
-    return Recognizer.from_checkpoint(checkpoint, decode=decode) if checkpoint else Recognizer("line", decode=decode)
+    `decode`: its decoding mode (None: the model config's); `window`: read lines wider than that many input
+    pixels in overlapping windows (runtime/windows.py)."""
+    if checkpoint:
+        return Recognizer.from_checkpoint(checkpoint, decode=decode, window=window)
+    return Recognizer("line", decode=decode, window=window)
 
 
 def _rapidocr_reader(name: str, rec, call: Callable, prep: Callable) -> Reader:
@@ -242,9 +246,10 @@ def build_readers(args, set_name: str, notes: list[str], cache: dict) -> list[Re
     if "line" in args.model:
         name = Path(args.line_checkpoint).name if args.line_checkpoint else "shipped"
         for mode in args.line_decode.split(",") if args.line_decode else [None]:
-            label = f"masterocr line ({name}{', ' + mode if mode else ''})"
-            makers.append((f"line-{mode}", lambda label=label, mode=mode: masterocr_reader(
-                label, line_model(args.line_checkpoint, mode))))
+            for window in [None, args.line_window] if args.line_window else [None]:
+                label = f"masterocr line ({name}{', ' + mode if mode else ''}{f', windows {window}' if window else ''})"
+                makers.append((f"line-{mode}-{window}", lambda label=label, mode=mode, window=window: masterocr_reader(
+                    label, line_model(args.line_checkpoint, mode, window))))
     if "line-onnx" in args.model:  # the shipped line model's int8 graphs, or an exported folder
         folder = args.line_onnx
         label = f"masterocr line onnx ({Path(folder).name if folder else 'shipped int8'})"
@@ -306,6 +311,8 @@ def main() -> None:
     parser.add_argument("--line-checkpoint", default=None, help="a line model's .pth or .safetensors")
     parser.add_argument("--line-decode", default=None, help="comma list of the line model's decoding modes "
                         "(attention, ctc, joint), one reader each; default: the model config's")
+    parser.add_argument("--line-window", type=int, default=None, help="also read with the line model in "
+                        "overlapping windows of this many input pixels (one more reader per mode)")
     parser.add_argument("--line-onnx", default=None, help="with --model line-onnx: an exported folder")
     parser.add_argument("--peers", default="ppocrv4,ppocrv6,tesseract", help="comma list, or none")
     parser.add_argument("--threads", type=int, default=1, help="threads of every reader")

@@ -91,14 +91,16 @@ def test_bench_lines_reads_the_line_model_in_each_decoding_mode_asked(tmp_path):
     ckpt = _tiny_line_model(tmp_path / "ctc_line.safetensors", ctc_weight=0.5)
     out_json = tmp_path / "out.json"
     cmd = [sys.executable, str(BENCH / "lines.py"), "--lines-dir", str(root), "--sets", "latin", "--peers", "none",
-           "--model", "line", "--line-checkpoint", str(ckpt), "--line-decode", "ctc,attention", "--json",
-           str(out_json)]  # fmt: skip
+           "--model", "line", "--line-checkpoint", str(ckpt), "--line-decode", "ctc,attention",
+           "--line-window", "256", "--json", str(out_json)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     readers = json.loads(out_json.read_text(encoding="utf-8"))["sets"]["latin"]["readers"]
     assert set(readers) == {"masterocr line (ctc_line.safetensors, ctc)",
-                            "masterocr line (ctc_line.safetensors, attention)"}
+                            "masterocr line (ctc_line.safetensors, attention)",
+                            "masterocr line (ctc_line.safetensors, ctc, windows 256)",
+                            "masterocr line (ctc_line.safetensors, attention, windows 256)"}
     assert all(len(r["preds"]) == 3 for r in readers.values())
 
 
