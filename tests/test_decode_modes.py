@@ -241,3 +241,14 @@ def test_predict_test_and_serve_take_the_decode_option():
         assert parser.parse_args(argv).decode is None  # the model's own mode
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--decode", "beam"])
+
+
+def test_torch_int8_quantizes_the_ctc_branch_and_reads_like_fp32():
+    from masterocr.runtime.fast import optimize
+
+    model = _line_model()
+    images, widths = _lines(256)
+    q = optimize(model, int8=True)
+    assert "quantized" in type(q.ctc.classifier).__module__  # the classifier over the charset runs in int8
+    fp32 = model.decode(images, widths=widths, mode="ctc").tokens
+    assert torch.equal(q.decode(images, widths=widths, mode="ctc").tokens, fp32)

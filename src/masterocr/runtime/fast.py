@@ -42,7 +42,8 @@ class _ChannelsLastBackbone(nn.Module):
 
 
 def quantize_decoder_int8(model: MASTER) -> MASTER:
-    """Dynamic int8 quantization of the decoder and generator Linear layers (in place on `model`)."""
+    """Dynamic int8 quantization of the Linear layers of the decoder, the generator, the transformer encoder and
+    the CTC branch (in place on `model`)."""
     with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao, still works
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic
@@ -51,6 +52,8 @@ def quantize_decoder_int8(model: MASTER) -> MASTER:
         model.generator = quantize_dynamic(nn.Sequential(model.generator), {nn.Linear}, dtype=torch.qint8)[0]
         if model.encoder is not None:
             model.encoder = quantize_dynamic(model.encoder, {nn.Linear}, dtype=torch.qint8)
+        if model.ctc is not None:  # its classifier over the charset is a line's largest matmul
+            model.ctc = quantize_dynamic(model.ctc, {nn.Linear}, dtype=torch.qint8)
     return model
 
 
