@@ -15,7 +15,7 @@ PACKAGE = "masterocr"
 # bottom to top; one rank may hold several top-level units, which must not import each other (siblings)
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "version"),
-    ("limits", "files", "devices", "text", "imports"),
+    ("limits", "files", "devices", "text", "imports", "memory"),
     ("charset", "metrics", "assets", "samples"),
     ("model",),
     ("formats",),

@@ -27,11 +27,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from masterocr.data.images import MAX_PIXELS, ImageError, load_image
 from masterocr.errors import UserError
 from masterocr.limits import MAX_ATTENTION_IMAGES, MAX_CONNECTIONS
+from masterocr.memory import release_memory
 from masterocr.runtime.base import BaseRecognizer, Prediction
 from masterocr.runtime.locations import place
 from masterocr.runtime.select import load_recognizer
 from masterocr.serve.batcher import Batcher
-from masterocr.serve.budget import TRIM_PIXELS, PixelBudget, release_memory
+from masterocr.serve.budget import TRIM_PIXELS, PixelBudget
 from masterocr.serve.connections import HEADER_TIMEOUT_S, InFlightLimit, idle_closing_protocol, max_open_sockets
 from masterocr.serve.info import model_info
 from masterocr.serve.limits import MiB, RequestError, RequestLimits, check_limits, read_images

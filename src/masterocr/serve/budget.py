@@ -1,4 +1,4 @@
-"""A budget of decoded pixels shared by all requests, and handing freed decode memory back to the system.
+"""A budget of decoded pixels shared by all requests, and when to hand freed decode memory back to the system.
 
 Each request reserves the pixel count its image headers claim before any pixel is decoded and releases it once
 its images are model-sized tensors, so the memory spent on decoding at once is bounded whatever the number of
@@ -10,44 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
-import gc
-import logging
 from collections.abc import AsyncIterator
 
 from masterocr.serve.limits import RequestError
 
-log = logging.getLogger(__name__)
-
 # a request whose decoded images reach this many pixels is followed by a trim: freed decode buffers would
 # otherwise stay in the allocator's arenas and the process would keep its peak RSS
 TRIM_PIXELS = 4_000_000
-
-
-def _load_malloc_trim():
-    """glibc's malloc_trim, or None elsewhere (musl, macOS, Windows)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return trim
-
-
-_malloc_trim = _load_malloc_trim()
-
-
-def release_memory() -> None:
-    """Collect garbage and return the allocator's free pages to the system (glibc only; a no-op elsewhere)."""
-    gc.collect()
-    if _malloc_trim is not None:
-        try:
-            _malloc_trim(0)
-        except Exception:  # a foreign libc: the trim is an optimisation, never a failure
-            log.debug("malloc_trim failed", exc_info=True)
 
 
 class PixelBudget:

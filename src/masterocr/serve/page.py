@@ -18,7 +18,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from masterocr.errors import UserError
-from masterocr.serve.budget import PixelBudget, release_memory
+from masterocr.memory import release_memory
+from masterocr.serve.budget import PixelBudget
 from masterocr.serve.limits import RequestError, RequestLimits, read_images
 
 log = logging.getLogger(__name__)

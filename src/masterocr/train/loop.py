@@ -20,6 +20,7 @@ from tqdm import tqdm
 from masterocr.data.datasets import Batch
 from masterocr.errors import UserError
 from masterocr.formats.checkpoint import atomic_save
+from masterocr.memory import release_memory
 from masterocr.model.ctc import frame_log_probs, joint_loss
 from masterocr.train.config import RunSettings
 from masterocr.train.distributed import DistInfo, all_reduce_sum, any_rank, barrier, cleanup, init_distributed
@@ -50,6 +51,10 @@ from masterocr.train.teacher import build_teacher, distill_loss
 from masterocr.train.validation import Monitor, validation_metrics
 
 log = logging.getLogger("masterocr.train")
+
+# batches of lines each have their own width, and the freed blocks of their tensors stay in glibc's heap: the
+# line trainer's process held 5.5 GB of free memory after 20 minutes; a trim every few steps hands it back
+TRIM_EVERY_STEPS = 10
 
 
 class TrainingError(UserError):
@@ -277,6 +282,8 @@ class Trainer:
             early_stop = self._after_validation(self.last_metrics)
         if step % opts.save_step_interval == 0:
             self.save(LATEST)
+        if step % TRIM_EVERY_STEPS == 0:
+            release_memory(collect=False)
         ends = self._run_callbacks()
         stop = self.stop_signal.requested(self.dist)  # first: a collective every rank calls after every step
         return stop or ends or bool(opts.max_steps and step >= opts.max_steps) or early_stop
