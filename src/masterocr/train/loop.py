@@ -53,8 +53,9 @@ from masterocr.train.validation import Monitor, validation_metrics
 log = logging.getLogger("masterocr.train")
 
 # batches of lines each have their own width, and the freed blocks of their tensors stay in glibc's heap: the
-# line trainer's process held 5.5 GB of free memory after 20 minutes; a trim every few steps hands it back
-TRIM_EVERY_STEPS = 10
+# line trainer's process held 5.5 GB of free memory after 20 minutes, and still ~0.5 GB more after every step
+# between trims (a sawtooth from 2 to 8 GB with a trim every 10 steps), so it trims after every step
+TRIM_EVERY_STEPS = 1
 
 
 class TrainingError(UserError):
