@@ -52,11 +52,6 @@ from masterocr.train.validation import Monitor, validation_metrics
 
 log = logging.getLogger("masterocr.train")
 
-# batches of lines each have their own width, and the freed blocks of their tensors stay in glibc's heap: the
-# line trainer's process held 5.5 GB of free memory after 20 minutes, and still ~0.5 GB more after every step
-# between trims (a sawtooth from 2 to 8 GB with a trim every 10 steps), so it trims after every step
-TRIM_EVERY_STEPS = 1
-
 
 class TrainingError(UserError):
     """The run cannot go on (e.g. the loss stays non-finite); the last good checkpoint is kept."""
@@ -283,8 +278,10 @@ class Trainer:
             early_stop = self._after_validation(self.last_metrics)
         if step % opts.save_step_interval == 0:
             self.save(LATEST)
-        if step % TRIM_EVERY_STEPS == 0:
-            release_memory(collect=False)
+        # batches of lines each have their own width, and the freed blocks of their tensors stay in glibc's heap:
+        # the line trainer held 5.5 GB of free memory after 20 minutes, and with a trim every 10 steps still
+        # swung from 2 to 8 GB between trims (~0.5 GB a step), so the heap is trimmed after every step
+        release_memory(collect=False)
         ends = self._run_callbacks()
         stop = self.stop_signal.requested(self.dist)  # first: a collective every rank calls after every step
         return stop or ends or bool(opts.max_steps and step >= opts.max_steps) or early_stop
