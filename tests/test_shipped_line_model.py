@@ -32,8 +32,12 @@ def line_rec() -> Recognizer:
     return Recognizer("line")
 
 
+def _scores(preds, names):
+    return line_scores([p.text for p in preds], [LABELS[n] for n in names])
+
+
 def _cer(preds, names) -> float:
-    return line_scores([p.text for p in preds], [LABELS[n] for n in names])["all"].cer
+    return _scores(preds, names)["all"].cer
 
 
 def test_weights_folder_stays_under_its_budget():
@@ -53,9 +57,10 @@ def test_the_line_model_is_shipped_with_its_charset_and_config():
 def test_line_model_reads_the_bundled_latin_lines_better_than_the_word_model(line_rec):
     preds = line_rec.predict([LINES / n for n in LATIN])
     assert all(p.error is None for p in preds)
-    cer = _cer(preds, LATIN)
+    scores = _scores(preds, LATIN)["all"]
+    cer = scores.cer
     assert cer <= LATIN_CER_MAX, [p.text for p in preds]
-    assert line_scores([p.text for p in preds], [LABELS[n] for n in LATIN])["all"].runaway == 0
+    assert scores.runaway == 0
     assert cer < _cer(Recognizer().predict([LINES / n for n in LATIN]), LATIN) - 0.1
     longest = max(LATIN, key=lambda n: len(LABELS[n]))
     assert len(LABELS[longest]) > 100 and preds[LATIN.index(longest)].text.startswith("Note: The sidecap package")
@@ -63,11 +68,11 @@ def test_line_model_reads_the_bundled_latin_lines_better_than_the_word_model(lin
 
 def test_line_model_reads_the_bundled_chinese_lines(line_rec):
     preds = line_rec.predict([LINES / n for n in CHINESE])
-    golds = [LABELS[n] for n in CHINESE]
-    cer = line_scores([p.text for p in preds], golds)["nospace"].cer
-    assert line_scores([p.text for p in preds], golds)["all"].runaway == 0
+    scores = _scores(preds, CHINESE)
+    cer = scores["nospace"].cer
+    assert scores["all"].runaway == 0
     assert len(CHINESE) == 3 and cer <= ZH_CER_MAX, [p.text for p in preds]
-    word = line_scores([p.text for p in Recognizer().predict([LINES / n for n in CHINESE])], golds)["nospace"].cer
+    word = _scores(Recognizer().predict([LINES / n for n in CHINESE]), CHINESE)["nospace"].cer
     assert cer < word - 0.3
     assert sum(ch in p.text for p in preds for ch in "下面使用") >= 2  # hanzi, not accented Latin letters
 
